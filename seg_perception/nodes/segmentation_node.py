@@ -1,0 +1,302 @@
+"""segmentation_node: semantic segmentation of one or several camera topics.
+
+Callbacks only keep the newest frame of each camera (older unprocessed frames are dropped and
+counted); one worker thread converts, batches all cameras through the engine and publishes
+labels, masks, overlay, confidence and LabelInfo under `<camera>/segmentation/`.
+"""
+
+from __future__ import annotations
+
+import sys
+import threading
+import time
+from typing import Any
+
+from rcl_interfaces.msg import SetParametersResult
+from rclpy.node import Node
+from rclpy.parameter import Parameter
+from sensor_msgs.msg import CompressedImage, Image
+from std_msgs.msg import ColorRGBA
+
+from seg_interfaces.msg import LabelInfo
+from seg_perception.conversions import (
+    compressed_to_numpy,
+    image_to_numpy,
+    ImageConversionError,
+    numpy_to_image,
+)
+from seg_perception.conversions.color import as_rgb8
+from seg_perception.monitoring import LatencyStats, ProblemCounter, RateMeter
+from seg_perception.nodes.diagnostics import DiagnosticsPublisher
+from seg_perception.nodes.parameters import declare_parameters, parameter_dict, ParamSpec
+from seg_perception.nodes.qos import latched_qos, sensor_qos
+from seg_perception.nodes.runner import run_node
+from seg_perception.segmentation.engine import EngineConfig, SegmentationEngine
+from seg_perception.segmentation.node_settings import (
+    camera_prefix,
+    RUNTIME_PARAMETERS,
+    SegmentationNodeSettings,
+    SettingsError,
+)
+
+PARAMETERS = (
+    ParamSpec('image_topics', ['camera/color/image_raw'],
+              'Image topics to segment (sensor_msgs/Image, or CompressedImage when the topic '
+              'ends in /compressed); outputs go to <topic without /image_raw>/segmentation/'),
+    ParamSpec('model', 'default', "Model: 'default' (shipped), a registry name such as "
+              "'lraspp_mobilenet_v3_large', or a .pt/.ts/.onnx file with a .json sidecar"),
+    ParamSpec('model_spec', '', 'Sidecar JSON for the model when it does not sit beside it'),
+    ParamSpec('device', 'auto', "Inference device: 'auto' (cuda if present), 'cpu', 'cuda:N'"),
+    ParamSpec('precision', 'fp16', 'fp32, fp16 or bf16 (reduced precision on GPU only)'),
+    ParamSpec('input_size', [0, 0], "Network input [height, width]; [0, 0] = the model's own"),
+    ParamSpec('upsample', 'nearest', "Labels at input resolution by 'nearest' upsampling of "
+              "labels or 'bilinear' upsampling of logits"),
+    ParamSpec('classes_to_mask', ['box', 'polybag', 'envelope', 'cylinder'],
+              'Classes that get a masks/<class> topic', runtime=True),
+    ParamSpec('publish_overlay', True, 'Publish the colour overlay (rgb8)', runtime=True),
+    ParamSpec('publish_confidence', False, 'Publish max softmax confidence (mono8 0-255)',
+              runtime=True),
+    ParamSpec('overlay_alpha', 0.5, 'Overlay blend weight of the class colours, 0..1',
+              runtime=True),
+    ParamSpec('min_region_pixels', 0, 'Relabel connected regions smaller than this (0 = off)',
+              runtime=True),
+    ParamSpec('qos_reliability', 'best_effort', 'Input QoS reliability (REP 2003: best_effort)'),
+    ParamSpec('output_qos_reliability', 'reliable', 'Output QoS reliability'),
+    ParamSpec('qos_depth', 1, 'Input queue depth (1 = newest frame only)'),
+    ParamSpec('max_rate_hz', 0.0, 'Upper bound on processed frames/s per node (0 = unlimited)',
+              runtime=True),
+    ParamSpec('warmup_iterations', 2, 'Forward passes run at start-up before frames arrive'),
+    ParamSpec('diagnostics_period_s', 1.0, 'Period of /diagnostics messages, seconds'),
+    ParamSpec('stale_after_s', 3.0, 'A camera with no frame for this long is reported stale'),
+)
+
+
+class _Camera:
+    """Per-camera state: subscription, newest pending frame, publishers and statistics."""
+
+    def __init__(self, topic: str) -> None:
+        self.topic = topic
+        self.prefix, self.compressed = camera_prefix(topic)
+        self.pending: tuple[Any, int] | None = None  # (message, receive monotonic ns)
+        self.received = RateMeter()
+        self.published = RateMeter()
+        self.dropped = 0
+        self.end_to_end_ms = LatencyStats()
+        self.publishers: dict[str, Any] = {}
+        self.mask_publishers: dict[int, Any] = {}
+
+    def out(self, name: str) -> str:
+        return f'{self.prefix}/segmentation/{name}' if self.prefix else f'segmentation/{name}'
+
+
+class SegmentationNode(Node):
+    """Segment camera images and publish labels, per-class masks, overlay and class info."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__('segmentation_node', **kwargs)
+        self.settings = SegmentationNodeSettings.from_mapping(
+            declare_parameters(self, PARAMETERS))
+        s = self.settings
+        self.engine = SegmentationEngine(EngineConfig(
+            model=s.model, spec_path=s.model_spec or None, device=s.device,
+            precision=s.precision, input_size=s.input_size, upsample=s.upsample,
+            min_region_pixels=s.min_region_pixels, warmup_iterations=s.warmup_iterations,
+            overlay_alpha=s.overlay_alpha))
+        self.class_set = self.engine.class_set
+        s.validate(self.class_set)  # classes_to_mask must exist in the model
+        self.problems = ProblemCounter()
+        self.inference_ms = LatencyStats()
+        self._lock = threading.Condition()
+        self._running = True
+        in_qos = sensor_qos(s.qos_reliability, s.qos_depth)
+        self._out_qos = sensor_qos(s.output_qos_reliability, 5)
+        self.cameras = [_Camera(t) for t in s.image_topics]
+        for cam in self.cameras:
+            msg_type = CompressedImage if cam.compressed else Image
+            self.create_subscription(msg_type, cam.topic,
+                                     lambda msg, c=cam: self._on_image(c, msg), in_qos)
+            for name in ('labels', 'overlay', 'confidence'):
+                cam.publishers[name] = self.create_publisher(Image, cam.out(name), self._out_qos)
+            cam.publishers['label_info'] = self.create_publisher(
+                LabelInfo, cam.out('label_info'), latched_qos())
+        self._mask_ids: tuple[int, ...] = ()
+        self._update_mask_publishers(s.classes_to_mask)
+        self._publish_label_info()
+        self.add_on_set_parameters_callback(self._on_set_parameters)
+        self.diagnostics = DiagnosticsPublisher(self)
+        self.create_timer(s.diagnostics_period_s, self._publish_diagnostics)
+        self._worker = threading.Thread(target=self._work, name='segmentation_worker',
+                                        daemon=True)
+        self._worker.start()
+        for note in self.engine.notes:
+            self.get_logger().info(note)
+        self.get_logger().info(
+            f'model {self.engine.model_name!r} on {self.engine.device} '
+            f'({len(self.class_set)} classes, input {self.engine.input_size}); '
+            f'cameras: {", ".join(c.topic for c in self.cameras)}')
+
+    # --- callbacks (executor thread): keep only the newest frame per camera
+    def _on_image(self, cam: _Camera, msg: Any) -> None:
+        cam.received.tick()
+        with self._lock:
+            if cam.pending is not None:
+                cam.dropped += 1
+            cam.pending = (msg, time.monotonic_ns())
+            self._lock.notify()
+
+    def _on_set_parameters(self, params: list[Parameter]) -> SetParametersResult:
+        changes = parameter_dict(params)
+        fixed = [name for name in changes if name not in RUNTIME_PARAMETERS]
+        if fixed:
+            return SetParametersResult(successful=False, reason=(
+                f'{", ".join(fixed)} cannot change while running; restart the node'))
+        values = {**{f: getattr(self.settings, f) for f in self.settings.__dataclass_fields__},
+                  **changes}
+        values['input_size'] = list(self.settings.input_size or (0, 0))
+        try:
+            candidate = SegmentationNodeSettings.from_mapping(values)
+            candidate.validate(self.class_set)
+        except (SettingsError, TypeError, ValueError) as exc:
+            return SetParametersResult(successful=False, reason=str(exc))
+        with self._lock:
+            self.settings = candidate
+            self.engine.set_min_region_pixels(candidate.min_region_pixels)
+            self._update_mask_publishers(candidate.classes_to_mask)
+        return SetParametersResult(successful=True)
+
+    def _update_mask_publishers(self, class_names: tuple[str, ...]) -> None:
+        wanted = {self.class_set.by_name(n).id for n in class_names}
+        for cam in self.cameras:
+            for cid in set(cam.mask_publishers) - wanted:
+                self.destroy_publisher(cam.mask_publishers.pop(cid))
+            for cid in wanted - set(cam.mask_publishers):
+                name = self.class_set.by_id(cid).name
+                cam.mask_publishers[cid] = self.create_publisher(
+                    Image, cam.out(f'masks/{name}'), self._out_qos)
+        self._mask_ids = tuple(sorted(wanted))
+
+    def _publish_label_info(self) -> None:
+        msg = LabelInfo(unlabeled_id=255, model_name=self.engine.model_name)
+        msg.input_height, msg.input_width = (int(v) for v in self.engine.input_size)
+        for c in self.class_set:
+            msg.class_ids.append(c.id)
+            msg.class_names.append(c.name)
+            r, g, b = (v / 255.0 for v in c.color)
+            msg.colors.append(ColorRGBA(r=r, g=g, b=b, a=1.0))
+        msg.header.stamp = self.get_clock().now().to_msg()
+        for cam in self.cameras:
+            cam.publishers['label_info'].publish(msg)
+
+    # --- worker thread: convert, batch, infer, publish
+    def _work(self) -> None:
+        next_allowed = 0.0
+        while self._running:
+            with self._lock:
+                self._lock.wait_for(lambda: not self._running
+                                    or any(c.pending for c in self.cameras), timeout=0.5)
+                if not self._running:
+                    return
+                rate = self.settings.max_rate_hz
+                if rate > 0 and time.monotonic() < next_allowed:
+                    wait_s = next_allowed - time.monotonic()
+                else:
+                    wait_s = 0.0
+                    batch = [(c, c.pending) for c in self.cameras if c.pending is not None]
+                    for c, _ in batch:
+                        c.pending = None
+            if wait_s > 0:
+                time.sleep(wait_s)
+                continue
+            next_allowed = time.monotonic() + (1.0 / rate if rate > 0 else 0.0)
+            try:
+                self._process(batch)
+            except Exception as exc:  # noqa: B902 - a worker must survive any frame
+                if self.problems.report('processing_error', str(exc)):
+                    self.get_logger().error(f'frame processing failed: {exc!r}')
+
+    def _decode(self, cam: _Camera, msg: Any) -> Any:
+        if cam.compressed:
+            return compressed_to_numpy(msg, desired='rgb8')
+        return as_rgb8(image_to_numpy(msg), msg.encoding)
+
+    def _process(self, batch: list[tuple[_Camera, tuple[Any, int]]]) -> None:
+        frames, valid = [], []
+        for cam, (msg, received_ns) in batch:
+            try:
+                frames.append(self._decode(cam, msg))
+                valid.append((cam, msg, received_ns))
+            except (ImageConversionError, ValueError) as exc:
+                reason = f'bad_input:{type(exc).__name__}'
+                if self.problems.report(reason, str(exc)):
+                    self.get_logger().warning(
+                        f'{cam.topic}: frame refused ({exc}); counted in diagnostics, '
+                        'further ones are not logged')
+        if not frames:
+            return
+        s = self.settings
+        results = self.engine.segment(frames, masks_for=self._mask_ids,
+                                      confidence=s.publish_confidence,
+                                      overlay=s.publish_overlay,
+                                      overlay_alpha=s.overlay_alpha)
+        self.inference_ms.add(results[0].inference_ms)
+        for (cam, msg, received_ns), result in zip(valid, results):
+            header = msg.header
+            pubs = cam.publishers
+            pubs['labels'].publish(numpy_to_image(result.labels, 'mono8', header))
+            for cid, mask in result.masks.items():
+                pub = cam.mask_publishers.get(cid)
+                if pub is not None:
+                    pub.publish(numpy_to_image(mask, 'mono8', header))
+            if result.overlay is not None:
+                pubs['overlay'].publish(numpy_to_image(result.overlay, 'rgb8', header))
+            if result.confidence is not None:
+                pubs['confidence'].publish(numpy_to_image(result.confidence, 'mono8', header))
+            cam.published.tick()
+            cam.end_to_end_ms.add((time.monotonic_ns() - received_ns) / 1e6)
+
+    # --- diagnostics
+    def _publish_diagnostics(self) -> None:
+        statuses = []
+        problems = self.problems.snapshot()
+        for cam in self.cameras:
+            since = cam.received.seconds_since_last()
+            level, message = 'ok', 'running'
+            if since is None:
+                level, message = 'warn', 'no frame received yet'
+            elif since > self.settings.stale_after_s:
+                level, message = 'stale', f'no frame for {since:.1f} s'
+            elif problems:
+                level, message = 'warn', 'refused frames: ' + ', '.join(
+                    f'{k} x{v}' for k, v in problems.items())
+            statuses.append((cam.topic, level, message, {
+                'input_rate_hz': cam.received.rate_hz(),
+                'output_rate_hz': cam.published.rate_hz(),
+                'frames_received': cam.received.total,
+                'frames_published': cam.published.total,
+                'frames_dropped': cam.dropped,
+                'end_to_end_ms_p50': cam.end_to_end_ms.percentile(50),
+                'end_to_end_ms_p95': cam.end_to_end_ms.percentile(95),
+                'inference_ms_p50': self.inference_ms.percentile(50),
+                'device': str(self.engine.device),
+                'model': self.engine.model_name,
+                **{f'problem:{k}': v for k, v in problems.items()},
+            }))
+        self.diagnostics.publish(statuses)
+
+    def destroy_node(self) -> None:
+        """Stop the worker thread before the node goes."""
+        with self._lock:
+            self._running = False
+            self._lock.notify_all()
+        if self._worker.is_alive():
+            self._worker.join(timeout=5.0)
+        super().destroy_node()
+
+
+def main(args: list[str] | None = None) -> int:
+    """Run the node until Ctrl-C; exit 1 with a one-line reason when it cannot start."""
+    return run_node(SegmentationNode, 'segmentation_node', args)
+
+
+if __name__ == '__main__':
+    sys.exit(main())

@@ -1,0 +1,123 @@
+"""Validated settings of the segmentation node (ROS-free, so they are testable without rclpy)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Mapping
+
+from seg_perception.classes import ClassSet
+
+PRECISIONS = ('fp32', 'fp16', 'bf16')
+UPSAMPLING = ('nearest', 'bilinear')
+RELIABILITIES = ('best_effort', 'reliable')
+#: Parameters a running node accepts; the others need a restart (model, topics, device...).
+RUNTIME_PARAMETERS = ('classes_to_mask', 'publish_overlay', 'publish_confidence', 'overlay_alpha',
+                      'min_region_pixels', 'max_rate_hz')
+
+
+class SettingsError(ValueError):
+    """Raised when a parameter value is refused; the message names the parameter."""
+
+
+@dataclass(frozen=True)
+class SegmentationNodeSettings:
+    """Everything the segmentation node reads from its parameters."""
+
+    image_topics: tuple[str, ...]
+    model: str
+    model_spec: str
+    device: str
+    precision: str
+    input_size: tuple[int, int] | None
+    upsample: str
+    classes_to_mask: tuple[str, ...]
+    publish_overlay: bool
+    publish_confidence: bool
+    overlay_alpha: float
+    min_region_pixels: int
+    qos_reliability: str
+    output_qos_reliability: str
+    qos_depth: int
+    max_rate_hz: float
+    warmup_iterations: int
+    diagnostics_period_s: float
+    stale_after_s: float
+
+    @classmethod
+    def from_mapping(cls, values: Mapping[str, Any]) -> 'SegmentationNodeSettings':
+        """Build and validate settings from a {parameter: value} mapping."""
+        size = tuple(int(v) for v in values['input_size'])
+        if size and (len(size) != 2 or min(size) < 0):
+            raise SettingsError(
+                f'input_size must be [height, width] (or [0, 0]), got {list(size)}')
+        settings = cls(
+            image_topics=tuple(str(t) for t in values['image_topics']),
+            model=str(values['model']), model_spec=str(values['model_spec']),
+            device=str(values['device']), precision=str(values['precision']),
+            input_size=None if not size or 0 in size else (size[0], size[1]),
+            upsample=str(values['upsample']),
+            classes_to_mask=tuple(str(c) for c in values['classes_to_mask']),
+            publish_overlay=bool(values['publish_overlay']),
+            publish_confidence=bool(values['publish_confidence']),
+            overlay_alpha=float(values['overlay_alpha']),
+            min_region_pixels=int(values['min_region_pixels']),
+            qos_reliability=str(values['qos_reliability']),
+            output_qos_reliability=str(values['output_qos_reliability']),
+            qos_depth=int(values['qos_depth']), max_rate_hz=float(values['max_rate_hz']),
+            warmup_iterations=int(values['warmup_iterations']),
+            diagnostics_period_s=float(values['diagnostics_period_s']),
+            stale_after_s=float(values['stale_after_s']))
+        settings.validate()
+        return settings
+
+    def validate(self, class_set: ClassSet | None = None) -> None:
+        """Raise SettingsError naming the first invalid value."""
+        if not self.image_topics or any(not t.strip() for t in self.image_topics):
+            raise SettingsError(f'image_topics must list at least one topic, got '
+                                f'{list(self.image_topics)}')
+        if len(set(self.image_topics)) != len(self.image_topics):
+            raise SettingsError(f'image_topics has duplicates: {list(self.image_topics)}')
+        _choice('precision', self.precision, PRECISIONS)
+        _choice('upsample', self.upsample, UPSAMPLING)
+        _choice('qos_reliability', self.qos_reliability, RELIABILITIES)
+        _choice('output_qos_reliability', self.output_qos_reliability, RELIABILITIES)
+        if not self.device or not (self.device in ('auto', 'cpu', 'cuda')
+                                   or self.device.startswith('cuda:')):
+            raise SettingsError(f"device must be 'auto', 'cpu', 'cuda' or 'cuda:N', "
+                                f'got {self.device!r}')
+        if not 0.0 <= self.overlay_alpha <= 1.0:
+            raise SettingsError(f'overlay_alpha must be in [0, 1], got {self.overlay_alpha}')
+        if self.min_region_pixels < 0:
+            raise SettingsError(f'min_region_pixels must be >= 0, got {self.min_region_pixels}')
+        if self.max_rate_hz < 0:
+            raise SettingsError(f'max_rate_hz must be >= 0 (0 = unlimited), got '
+                                f'{self.max_rate_hz}')
+        if self.qos_depth < 1:
+            raise SettingsError(f'qos_depth must be >= 1, got {self.qos_depth}')
+        if self.diagnostics_period_s <= 0 or self.stale_after_s <= 0:
+            raise SettingsError('diagnostics_period_s and stale_after_s must be positive')
+        if class_set is not None:
+            unknown = [c for c in self.classes_to_mask if c not in class_set.names]
+            if unknown:
+                raise SettingsError(f'classes_to_mask names classes the model does not have: '
+                                    f'{unknown}; the model has {list(class_set.names)}')
+
+
+def _choice(name: str, value: str, choices: tuple[str, ...]) -> None:
+    if value not in choices:
+        raise SettingsError(f'{name} must be one of {list(choices)}, got {value!r}')
+
+
+def camera_prefix(topic: str) -> tuple[str, bool]:
+    """Return (camera namespace, compressed) for an image topic.
+
+    'camera/color/image_raw' -> ('camera/color', False);
+    'cam/image_raw/compressed' -> ('cam', True). Outputs go under '<prefix>/segmentation/'.
+    """
+    compressed = topic.endswith('/compressed')
+    base = topic[:-len('/compressed')] if compressed else topic
+    for suffix in ('/image_raw', '/image_rect_color', '/image_rect', '/image'):
+        if base.endswith(suffix):
+            base = base[:-len(suffix)]
+            break
+    return base, compressed

@@ -1,0 +1,184 @@
+"""segmentation_node as a separate process, driven over real DDS from this test process."""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import pytest
+
+from ros_harness import NodeProcess, wait_until
+
+pytest.importorskip('rclpy', reason='rclpy is not installed')
+pytestmark = pytest.mark.ros
+
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus  # noqa: E402
+from rcl_interfaces.msg import Parameter as ParameterMsg  # noqa: E402
+from rcl_interfaces.msg import ParameterType, ParameterValue  # noqa: E402
+from rcl_interfaces.srv import SetParameters  # noqa: E402
+from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy  # noqa: E402
+from sensor_msgs.msg import Image  # noqa: E402
+
+from seg_interfaces.msg import LabelInfo  # noqa: E402
+from seg_perception.conversions import image_to_numpy, numpy_to_image  # noqa: E402
+
+NODE = 'seg_perception.nodes.segmentation_node'
+# A registry model with random weights: real inference, fast to load; the default model's
+# quality is tested elsewhere.
+MODEL = 'unet_small'
+RELIABLE = QoSProfile(depth=50, reliability=ReliabilityPolicy.RELIABLE)
+LATCHED = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE,
+                     durability=DurabilityPolicy.TRANSIENT_LOCAL)
+
+
+def node_params(**overrides):
+    params = {'image_topics': ['cam0/image_raw'], 'model': MODEL, 'device': 'cpu',
+              'classes_to_mask': ['box', 'cylinder'], 'qos_reliability': 'reliable',
+              'warmup_iterations': 1, 'stale_after_s': 1.0, 'diagnostics_period_s': 0.5}
+    params.update(overrides)
+    return params
+
+
+@pytest.fixture(scope='module')
+def running_node():
+    with NodeProcess(NODE, params=node_params()) as proc:
+        yield proc
+
+
+def rgb_frame(height: int, width: int, seed: int) -> np.ndarray:
+    return np.random.default_rng(seed).integers(0, 256, (height, width, 3), dtype=np.uint8)
+
+
+def test_thirty_frames_in_thirty_labels_out(running_node, ros_probe) -> None:
+    node = ros_probe.node
+    pub = node.create_publisher(Image, 'cam0/image_raw', RELIABLE)
+    labels = ros_probe.subscribe(Image, 'cam0/segmentation/labels', RELIABLE)
+    box_masks = ros_probe.subscribe(Image, 'cam0/segmentation/masks/box', RELIABLE)
+    overlays = ros_probe.subscribe(Image, 'cam0/segmentation/overlay', RELIABLE)
+    ros_probe.wait_for_subscribers(pub, timeout_s=60.0)
+    ros_probe.wait_for_publishers('cam0/segmentation/labels', timeout_s=60.0)
+    sent = []
+    for i in range(30):
+        msg = numpy_to_image(rgb_frame(480, 640, i), 'rgb8')
+        msg.header.frame_id = 'cam0_optical_frame'
+        msg.header.stamp.sec, msg.header.stamp.nanosec = 1000 + i, 12345
+        pub.publish(msg)
+        sent.append((msg.header.stamp.sec, msg.header.stamp.nanosec))
+        # Lock-step, so a slow shared CI machine never drops a frame by design.
+        labels.wait_for(i + 1, timeout_s=30.0)
+    got = labels.wait_for(30, timeout_s=5.0)
+    assert [(m.header.stamp.sec, m.header.stamp.nanosec) for m in got] == sent
+    for m in got:
+        assert (m.height, m.width, m.encoding) == (480, 640, 'mono8')
+        assert m.header.frame_id == 'cam0_optical_frame'
+        values = image_to_numpy(m)
+        assert values.max() < 6 or (values == 255).any()  # class ids of 6 classes, or unlabeled
+    mask = image_to_numpy(box_masks.wait_for(30, timeout_s=10.0)[-1])
+    assert set(np.unique(mask)) <= {0, 255}
+    assert np.array_equal(mask == 255, image_to_numpy(got[-1]) == 2)
+    assert overlays.wait_for(30, timeout_s=10.0)[-1].encoding == 'rgb8'
+
+
+def test_label_info_reaches_a_late_subscriber(running_node, ros_probe) -> None:
+    ros_probe.wait_for_publishers('cam0/segmentation/label_info', timeout_s=60.0)
+    time.sleep(0.5)  # the node published long before this subscription exists
+    info = ros_probe.subscribe(LabelInfo, 'cam0/segmentation/label_info', LATCHED)
+    msg = info.wait_for(1, timeout_s=10.0)[0]
+    assert list(msg.class_names) == ['background', 'tote', 'box', 'polybag', 'envelope',
+                                     'cylinder']
+    assert list(msg.class_ids) == [0, 1, 2, 3, 4, 5]
+    assert msg.unlabeled_id == 255 and len(msg.colors) == 6
+
+
+def _set_parameter(ros_probe, name: str, value: ParameterValue):
+    client = ros_probe.node.create_client(SetParameters, '/segmentation_node/set_parameters')
+    assert client.wait_for_service(timeout_sec=30.0)
+    future = client.call_async(SetParameters.Request(
+        parameters=[ParameterMsg(name=name, value=value)]))
+    assert wait_until(future.done, 10.0)
+    return future.result().results[0]
+
+
+def test_runtime_parameters_validated(running_node, ros_probe) -> None:
+    bad = _set_parameter(ros_probe, 'classes_to_mask', ParameterValue(
+        type=ParameterType.PARAMETER_STRING_ARRAY, string_array_value=['box', 'forklift']))
+    assert not bad.successful and 'forklift' in bad.reason
+    fixed = _set_parameter(ros_probe, 'model', ParameterValue(
+        type=ParameterType.PARAMETER_STRING, string_value='other'))
+    assert not fixed.successful and 'restart' in fixed.reason
+    alpha = _set_parameter(ros_probe, 'overlay_alpha', ParameterValue(
+        type=ParameterType.PARAMETER_DOUBLE, double_value=1.5))
+    assert not alpha.successful and 'overlay_alpha' in alpha.reason
+    ok = _set_parameter(ros_probe, 'classes_to_mask', ParameterValue(
+        type=ParameterType.PARAMETER_STRING_ARRAY, string_array_value=['polybag']))
+    assert ok.successful
+    ros_probe.wait_for_publishers('cam0/segmentation/masks/polybag', timeout_s=10.0)
+
+
+def _bad_messages() -> dict[str, Image]:
+    wrong_encoding = numpy_to_image(np.zeros((4, 4), np.float32), '32FC1')
+    empty = Image(height=0, width=0, encoding='rgb8', step=0)
+    short = numpy_to_image(rgb_frame(10, 10, 0), 'rgb8')
+    short.data = bytes(short.data)[:100]
+    unknown = Image(height=2, width=2, encoding='yuv422_yuy2_weird', step=4, data=bytes(8))
+    return {'wrong_encoding': wrong_encoding, 'empty': empty, 'short': short,
+            'unknown': unknown}
+
+
+def test_bad_frames_are_counted_and_the_node_keeps_going(running_node, ros_probe) -> None:
+    pub = ros_probe.node.create_publisher(Image, 'cam0/image_raw', RELIABLE)
+    labels = ros_probe.subscribe(Image, 'cam0/segmentation/labels', RELIABLE)
+    diagnostics = ros_probe.subscribe(DiagnosticArray, '/diagnostics', 10)
+    ros_probe.wait_for_subscribers(pub, timeout_s=30.0)
+    for msg in _bad_messages().values():
+        pub.publish(msg)
+        time.sleep(0.3)  # one per worker pass, so none replaces another unprocessed
+    odd = numpy_to_image(rgb_frame(479, 641, 7), 'bgr8')
+    odd.header.stamp.sec = 77
+    pub.publish(odd)
+    out = labels.wait_for(1, timeout_s=30.0)[-1]
+    assert (out.height, out.width, out.header.stamp.sec) == (479, 641, 77)
+    assert running_node.is_running()
+
+    def problems_reported() -> bool:
+        for array in diagnostics.messages:
+            for status in array.status:
+                keys = {kv.key: kv.value for kv in status.values}
+                total = sum(int(v) for k, v in keys.items() if k.startswith('problem:'))
+                if 'cam0/image_raw' in status.name and total >= 4:
+                    return True
+        return False
+    assert wait_until(problems_reported, 10.0), 'refused frames not counted in /diagnostics'
+    assert running_node.output.count('frame refused') <= 4  # logged once per reason
+
+
+def test_a_camera_that_stops_is_reported_stale(running_node, ros_probe) -> None:
+    diagnostics = ros_probe.subscribe(DiagnosticArray, '/diagnostics', 10)
+
+    def stale() -> bool:
+        return any(s.level == DiagnosticStatus.STALE and 'cam0' in s.name
+                   for a in diagnostics.messages for s in a.status)
+    assert wait_until(stale, 15.0), 'no STALE status after the camera stopped'
+    assert running_node.is_running()
+
+
+@pytest.mark.parametrize('params, expected', [
+    ({'model': '/nonexistent/model.pt'}, 'model.pt'),
+    ({'classes_to_mask': ['forklift']}, 'forklift'),
+    ({'precision': 'int3'}, 'precision'),
+])
+def test_start_up_errors_exit_non_zero_with_a_reason(params, expected) -> None:
+    with NodeProcess(NODE, params=node_params(**params)) as proc:
+        code = proc.wait(timeout_s=120.0)
+        assert code != 0
+        assert expected in proc.output and 'error' in proc.output
+        assert 'Traceback' not in proc.output
+
+
+def test_corrupt_model_file_is_refused(tmp_path) -> None:
+    model = tmp_path / 'broken.pt'
+    model.write_bytes(b'not a checkpoint')
+    (tmp_path / 'broken.json').write_text('{"arch": "unet_small"')
+    with NodeProcess(NODE, params=node_params(model=str(model))) as proc:
+        assert proc.wait(timeout_s=120.0) != 0
+        assert 'broken' in proc.output and 'Traceback' not in proc.output
