@@ -1,0 +1,8 @@
+"""ROS-free rosbag2 reading and writing (the `rosbags` library), used by tools and bag nodes."""
+
+from __future__ import annotations
+
+from seg_perception.bag.reader import BagError, BagMessage, BagReader, default_typestore, TopicInfo
+from seg_perception.bag.writer import BagWriter
+
+__all__ = ['BagError', 'BagMessage', 'BagReader', 'BagWriter', 'TopicInfo', 'default_typestore']

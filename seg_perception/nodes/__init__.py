@@ -1,0 +1,1 @@
+"""Thin rclpy adapters (the only part of seg_perception that imports rclpy)."""

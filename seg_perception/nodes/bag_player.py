@@ -1,0 +1,150 @@
+"""`bag_player`: play a rosbag2 into ROS 2 with its original timing (serialized, no decoding).
+
+Messages are published as the CDR bytes stored in the bag, so stamps, frame ids and every other
+field stay as recorded. The bag logic (reading, timing, selection) lives in seg_perception.bag.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from typing import Callable, Sequence
+
+import rclpy
+from rclpy.qos import HistoryPolicy, QoSProfile
+
+from seg_perception.bag.msgtypes import message_class
+from seg_perception.bag.playback import parse_remaps, play_messages, PlaybackClock
+from seg_perception.bag.reader import BagError, BagReader
+from seg_perception.nodes.qos import RELIABILITY
+
+PROG = 'bag_player'
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Return the command-line parser."""
+    parser = argparse.ArgumentParser(prog=PROG, description=__doc__.splitlines()[0])
+    parser.add_argument('bag', help='rosbag2 folder (or .mcap / .db3 file)')
+    parser.add_argument('--rate', type=float, default=1.0, help='speed factor (default 1.0)')
+    parser.add_argument('--loop', action='store_true', help='play again and again')
+    parser.add_argument('--start-offset', type=float, default=0.0, metavar='SECONDS',
+                        help='skip this many seconds from the start of the bag')
+    parser.add_argument('--topics', nargs='+', metavar='TOPIC', help='play only these topics')
+    parser.add_argument('--remap', nargs='+', default=[], metavar='FROM:=TO',
+                        help='publish a bag topic under another name')
+    parser.add_argument('--qos', choices=sorted(RELIABILITY), default='reliable',
+                        help='publisher reliability (default reliable)')
+    parser.add_argument('--qos-depth', type=int, default=10, help='publisher queue depth')
+    parser.add_argument('--delay', type=float, default=0.0, metavar='SECONDS',
+                        help='wait this long after creating publishers (discovery)')
+    parser.add_argument('--no-progress', action='store_true', help='hide the progress bar')
+    return parser
+
+
+def _error(message: str) -> int:
+    print(f'{PROG}: error: {message}', file=sys.stderr)
+    return 1
+
+
+def split_ros_args(argv: Sequence[str] | None) -> tuple[list[str], list[str]]:
+    """Return (own arguments, rclpy init arguments) of a command line without the program.
+
+    Only what follows --ros-args goes to rclpy: rcl would take a bare 'from:=to' (as in our
+    --remap option) for a node remapping.
+    """
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if '--ros-args' not in argv:
+        return argv, [PROG]
+    index = argv.index('--ros-args')
+    return argv[:index], [PROG, *argv[index:]]
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Play the bag; return 0 when done or interrupted, 1 with a one-line error otherwise."""
+    own, ros_argv = split_ros_args(argv)
+    args = build_parser().parse_args(own)
+    if args.start_offset < 0 or not args.rate > 0 or args.qos_depth < 1 or args.delay < 0:
+        return _error('--start-offset and --delay must be >= 0, --rate > 0, --qos-depth >= 1')
+    try:
+        reader = BagReader(args.bag)
+    except BagError as exc:
+        return _error(str(exc))
+    try:
+        return _play(reader, args, ros_argv)
+    except BagError as exc:
+        return _error(str(exc))
+    finally:
+        reader.close()
+
+
+def _play(reader: BagReader, args: argparse.Namespace, argv: list[str]) -> int:
+    from tqdm import tqdm
+
+    topics = reader.check_topics(args.topics) if args.topics else list(reader.topics)
+    remaps = parse_remaps(args.remap)
+    unknown = sorted(set(remaps) - set(topics))
+    if unknown:
+        raise BagError(f'remapped topic(s) {", ".join(unknown)} are not played; '
+                       f'played: {", ".join(topics)}')
+    classes = {t: message_class(reader.topics[t].msgtype) for t in topics}
+    start_offset_ns = int(round(args.start_offset * 1e9))
+    if start_offset_ns > reader.duration_ns:
+        raise BagError(f"--start-offset {args.start_offset} s is beyond the bag's duration "
+                       f'({reader.duration_ns * 1e-9:.3f} s)')
+    per_pass = sum(reader.topics[t].message_count for t in topics)
+    qos = QoSProfile(depth=args.qos_depth, history=HistoryPolicy.KEEP_LAST,
+                     reliability=RELIABILITY[args.qos])
+
+    context = rclpy.Context()
+    rclpy.init(args=argv, context=context)
+    node = rclpy.create_node('bag_player', context=context)
+    progress = None
+    try:
+        publishers = {t: node.create_publisher(classes[t], remaps.get(t, t), qos) for t in topics}
+        clock = PlaybackClock(rate=args.rate)
+
+        def stopped() -> bool:
+            return not context.ok()
+
+        if not _sleep(args.delay, stopped):
+            return 0
+        progress = tqdm(total=None if start_offset_ns else per_pass, unit='msg',
+                        desc=f'playing {args.bag}',
+                        disable=args.no_progress, file=sys.stderr)
+
+        def next_pass(period_ns: int) -> None:
+            clock.next_pass(period_ns)
+            progress.reset()
+
+        for message in play_messages(reader, topics=topics, start_offset_ns=start_offset_ns,
+                                     loop=args.loop, on_loop=next_pass):
+            if not clock.wait_for(message.log_time_ns, should_stop=stopped):
+                break
+            rawdata = message.rawdata
+            publishers[message.topic].publish(
+                rawdata if isinstance(rawdata, bytes) else bytes(rawdata))
+            progress.update(1)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        if progress is not None:
+            progress.close()
+        node.destroy_node()
+        rclpy.try_shutdown(context=context)
+    return 0
+
+
+def _sleep(seconds: float, stopped: Callable[[], bool]) -> bool:
+    """Sleep `seconds` in short steps; return False when ROS shut down meanwhile."""
+    deadline = time.monotonic() + seconds
+    while not stopped():
+        remaining = deadline - time.monotonic()
+        if remaining <= 0.0:
+            return True
+        time.sleep(min(remaining, 0.05))
+    return False
+
+
+if __name__ == '__main__':
+    sys.exit(main())

@@ -1,0 +1,294 @@
+"""grasp_assist_node: segmentation labels + registered depth -> item clouds and grasp candidates.
+
+Labels, depth, its CameraInfo (and optionally colour) are matched by an approximate-time
+synchronizer (like depth_image_proc, which pairs each depth image with its CameraInfo); the newest
+matched set waits in a one-slot mailbox (older ones are dropped and counted) for a worker thread
+that runs the ROS-free GraspPipeline and publishes with the depth image's header.
+"""
+
+from __future__ import annotations
+
+import sys
+import threading
+from typing import Any
+
+from geometry_msgs.msg import PoseArray
+from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
+from rclpy.node import Node
+from rclpy.parameter import Parameter
+from sensor_msgs.msg import CameraInfo, Image, PointCloud2
+from visualization_msgs.msg import MarkerArray
+
+from seg_interfaces.msg import GraspCandidateArray
+from seg_interfaces.srv import GetGraspCandidates
+from seg_perception.classes import ClassSet
+from seg_perception.conversions import array_to_pointcloud2, image_to_numpy, ImageConversionError
+from seg_perception.conversions.color import as_rgb8
+from seg_perception.grasp import (depth_to_metres, GraspConfig, GraspPipeline, GraspResult,
+                                  InvalidCameraInfoError, PinholeCamera,
+                                  UnsupportedDepthEncodingError)
+from seg_perception.monitoring import LatencyStats, ProblemCounter, RateMeter
+from seg_perception.nodes.diagnostics import DiagnosticsPublisher
+from seg_perception.nodes.grasp_messages import candidate_array, marker_array, pose_array
+from seg_perception.nodes.parameters import declare_parameters, ParamSpec
+from seg_perception.nodes.qos import sensor_qos
+from seg_perception.nodes.runner import run_node
+from seg_perception.time_sync import ApproximateTimeSynchronizer
+
+LABEL_ENCODINGS = ('mono8', '8UC1')
+_DEFAULTS = GraspConfig()
+PARAMETERS = (
+    ParamSpec('labels_topic', 'color/segmentation/labels', 'Label image (mono8 class ids)'),
+    ParamSpec('depth_topic', 'depth/image_rect', 'Registered depth (16UC1 mm or 32FC1 m)'),
+    ParamSpec('camera_info_topic', 'depth/camera_info', 'CameraInfo of the depth image'),
+    ParamSpec('color_topic', '', "Colour image registered to depth, for an XYZRGB cloud ('' = "
+              'none: points are coloured by class)'),
+    ParamSpec('output_namespace', 'grasp', 'Outputs go to <output_namespace>/{graspable_points,'
+              'candidates,candidate_poses,markers} and the get_grasp_candidates service'),
+    ParamSpec('sync_slop_s', 0.02, 'Largest stamp difference of a matched labels/depth set'),
+    ParamSpec('queue_size', 10, 'Messages kept per input while waiting for a match'),
+    ParamSpec('qos_reliability', 'best_effort', 'Input QoS reliability (REP 2003 sensor data)'),
+    ParamSpec('output_qos_reliability', 'reliable', 'Output QoS reliability'),
+    ParamSpec('graspable_classes', list(_DEFAULTS.graspable_classes),
+              'Classes whose pixels are pickable items (names from the class set)'),
+    ParamSpec('erosion_px', _DEFAULTS.erosion_px, 'Erode class masks by this many pixels'),
+    ParamSpec('discontinuity_m', _DEFAULTS.discontinuity_m,
+              'Drop pixels whose depth jumps more than this to a neighbour'),
+    ParamSpec('min_depth_m', _DEFAULTS.min_depth_m, 'Nearest valid depth, metres'),
+    ParamSpec('max_depth_m', _DEFAULTS.max_depth_m, 'Farthest valid depth, metres'),
+    ParamSpec('workspace_min', [], 'Workspace box min corner [x, y, z] ([] = no crop)',
+              type_=Parameter.Type.DOUBLE_ARRAY),
+    ParamSpec('workspace_max', [], 'Workspace box max corner [x, y, z] ([] = no crop)',
+              type_=Parameter.Type.DOUBLE_ARRAY),
+    ParamSpec('base_from_camera', [], 'Static extrinsic, row-major 4x4, for a workspace box in a '
+              'base frame ([] = box in the camera frame)', type_=Parameter.Type.DOUBLE_ARRAY),
+    ParamSpec('voxel_size_m', _DEFAULTS.voxel_size_m, 'Voxel size for plane fits (0 = off)'),
+    ParamSpec('plane_fit', _DEFAULTS.plane_fit, "Region plane fit: 'pca' or 'ransac'"),
+    ParamSpec('min_region_pixels', _DEFAULTS.min_region_pixels, 'Smallest item region, pixels'),
+    ParamSpec('cup_radius_m', _DEFAULTS.cup_radius_m, 'Suction cup radius, metres'),
+    ParamSpec('gripper_max_opening_m', _DEFAULTS.gripper_max_opening_m,
+              'Parallel gripper opening; narrower regions get parallel candidates'),
+    ParamSpec('max_approach_angle_deg', _DEFAULTS.max_approach_angle_deg,
+              'Largest approach angle to gravity (or the camera axis) that scores > 0'),
+    ParamSpec('gravity_direction', [], 'Gravity in the camera frame ([] = camera z axis)',
+              type_=Parameter.Type.DOUBLE_ARRAY),
+    ParamSpec('max_candidates', _DEFAULTS.max_candidates, 'Candidates per frame, best first'),
+    ParamSpec('nms_distance_m', _DEFAULTS.nms_distance_m, 'Suppress candidates closer than this'),
+    ParamSpec('min_score', _DEFAULTS.min_score, 'Drop candidates scoring below this'),
+    ParamSpec('organized_cloud', _DEFAULTS.organized_cloud,
+              'Publish an organized H x W cloud (NaN outside items) instead of a dense one'),
+    ParamSpec('diagnostics_period_s', 1.0, 'Period of /diagnostics messages, seconds'),
+)
+_CONFIG_FIELDS = ('graspable_classes', 'erosion_px', 'discontinuity_m', 'min_depth_m',
+                  'max_depth_m', 'voxel_size_m', 'plane_fit', 'min_region_pixels',
+                  'cup_radius_m', 'gripper_max_opening_m', 'max_approach_angle_deg',
+                  'max_candidates', 'nms_distance_m', 'min_score', 'organized_cloud')
+
+
+def grasp_config_from_parameters(p: dict[str, Any]) -> GraspConfig:
+    """Build the pipeline configuration from parameter values (GraspConfig validates them)."""
+    kwargs = {name: p[name] for name in _CONFIG_FIELDS}
+    kwargs['graspable_classes'] = tuple(p['graspable_classes'])
+    for name in ('workspace_min', 'workspace_max', 'gravity_direction', 'base_from_camera'):
+        kwargs[name] = tuple(p[name]) if len(p[name]) else None
+    return GraspConfig(**kwargs)
+
+
+class GraspAssistNode(Node):
+    """Publish graspable item clouds and suction/parallel candidates from labels and depth."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__('grasp_assist_node', **kwargs)
+        p = declare_parameters(self, PARAMETERS)
+        self.params = p
+        self.class_set = ClassSet.default()
+        self.pipeline = GraspPipeline(grasp_config_from_parameters(p), self.class_set)
+        if p['sync_slop_s'] < 0 or p['queue_size'] < 1:
+            raise ValueError('sync_slop_s must be >= 0 and queue_size >= 1, got '
+                             f'{p["sync_slop_s"]} and {p["queue_size"]}')
+        self.problems = ProblemCounter()
+        self.frame_ms = LatencyStats()
+        self.candidates_per_frame = LatencyStats()
+        self.rates = {name: RateMeter() for name in ('labels', 'depth', 'camera_info', 'color',
+                                                     'processed')}
+        self._mailbox: tuple | None = None
+        self.dropped_sets = 0
+        self._cond = threading.Condition()
+        self._running = True
+        self.latest: tuple[Any, GraspResult] | None = None  # (header, result)
+        self._frames_done = 0
+
+        inputs = [('labels', p['labels_topic'], Image), ('depth', p['depth_topic'], Image),
+                  ('camera_info', p['camera_info_topic'], CameraInfo)]
+        if p['color_topic']:
+            inputs.append(('color', p['color_topic'], Image))
+        self._input_names = [name for name, _, _ in inputs]
+        self.sync = ApproximateTimeSynchronizer(
+            num_inputs=len(inputs), queue_size=int(p['queue_size']),
+            slop_ns=int(p['sync_slop_s'] * 1e9), callback=self._on_synchronized)
+        in_qos = sensor_qos(p['qos_reliability'], int(p['queue_size']))
+        for index, (name, topic, msg_type) in enumerate(inputs):
+            self.create_subscription(msg_type, topic,
+                                     lambda msg, i=index, n=name: self._on_input(i, n, msg),
+                                     in_qos)
+        out_qos = sensor_qos(p['output_qos_reliability'], 5)
+        ns = p['output_namespace'].rstrip('/')
+        topic = (lambda name: f'{ns}/{name}' if ns else name)
+        self.pub_points = self.create_publisher(PointCloud2, topic('graspable_points'), out_qos)
+        self.pub_candidates = self.create_publisher(GraspCandidateArray, topic('candidates'),
+                                                    out_qos)
+        self.pub_poses = self.create_publisher(PoseArray, topic('candidate_poses'), out_qos)
+        self.pub_markers = self.create_publisher(MarkerArray, topic('markers'), out_qos)
+        self.create_service(GetGraspCandidates, topic('get_grasp_candidates'), self._on_service,
+                            callback_group=MutuallyExclusiveCallbackGroup())
+        self.diagnostics = DiagnosticsPublisher(self)
+        self.create_timer(p['diagnostics_period_s'], self._publish_diagnostics)
+        self._worker = threading.Thread(target=self._work, name='grasp_worker', daemon=True)
+        self._worker.start()
+        self.get_logger().info(
+            f'graspable classes {list(self.pipeline.config.graspable_classes)}; inputs '
+            f'{", ".join(t for _, t, _ in inputs)}')
+
+    # --- callbacks (executor thread): cheap bookkeeping only
+    def _on_input(self, index: int, name: str, msg: Image | CameraInfo) -> None:
+        self.rates[name].tick()
+        stamp_ns = msg.header.stamp.sec * 1_000_000_000 + msg.header.stamp.nanosec
+        self.sync.add(index, stamp_ns, msg)
+
+    def _on_synchronized(self, *msgs: Image) -> None:
+        with self._cond:
+            if self._mailbox is not None:
+                self.dropped_sets += 1
+            self._mailbox = msgs
+            self._cond.notify_all()
+
+    def _problem(self, reason: str, message: str) -> None:
+        if self.problems.report(reason, message):
+            self.get_logger().warning(f'{message} (counted in diagnostics as {reason!r}; '
+                                      'further ones are not logged)')
+
+    # --- worker thread
+    def _work(self) -> None:
+        while True:
+            with self._cond:
+                self._cond.wait_for(lambda: not self._running or self._mailbox is not None,
+                                    timeout=0.5)
+                if not self._running:
+                    return
+                msgs, self._mailbox = self._mailbox, None
+            if msgs is None:
+                continue
+            try:
+                self._process(dict(zip(self._input_names, msgs)))
+            except Exception as exc:  # noqa: B902 - a worker must survive any frame
+                self._problem('processing_error', f'frame processing failed: {exc!r}')
+
+    def _process(self, msgs: dict[str, Any]) -> None:
+        info, depth_msg = msgs['camera_info'], msgs['depth']
+        try:
+            camera = PinholeCamera.from_camera_info(info.k, info.p, info.width or depth_msg.width,
+                                                    info.height or depth_msg.height)
+        except InvalidCameraInfoError as exc:
+            self._problem('invalid_camera_info', f'CameraInfo refused: {exc}')
+            return
+        try:
+            depth_m = depth_to_metres(image_to_numpy(depth_msg), depth_msg.encoding)
+            labels_msg = msgs['labels']
+            if labels_msg.encoding not in LABEL_ENCODINGS:
+                raise ImageConversionError(f'labels must be mono8 class ids, got encoding '
+                                           f'{labels_msg.encoding!r}')
+            labels = image_to_numpy(labels_msg)
+            rgb = None
+            if 'color' in msgs:
+                rgb = as_rgb8(image_to_numpy(msgs['color']), msgs['color'].encoding)
+        except (ImageConversionError, UnsupportedDepthEncodingError, ValueError) as exc:
+            self._problem(f'bad_input:{type(exc).__name__}', f'frame refused: {exc}')
+            return
+        if labels.shape != depth_m.shape:
+            self._problem('size_mismatch', f'labels {labels.shape[1]}x{labels.shape[0]} and '
+                          f'depth {depth_m.shape[1]}x{depth_m.shape[0]} differ; labels are '
+                          'scaled to the depth image (nearest)')
+        result = self.pipeline.process(labels, depth_m, camera, rgb=rgb)
+        header = depth_msg.header
+        self._publish(header, result)
+        self.frame_ms.add(result.timings_ms['total'])
+        self.candidates_per_frame.add(len(result.candidates))
+        self.rates['processed'].tick()
+        with self._cond:
+            self.latest = (header, result)
+            self._frames_done += 1
+            self._cond.notify_all()
+
+    def _publish(self, header: Any, result: GraspResult) -> None:
+        shape = result.points.shape if result.organized else None
+        self.pub_points.publish(array_to_pointcloud2(result.points.reshape(-1), header,
+                                                     organized_shape=shape))
+        self.pub_candidates.publish(candidate_array(result.candidates, header))
+        self.pub_poses.publish(pose_array(result.candidates, header))
+        self.pub_markers.publish(marker_array(result.candidates, header, self.class_set))
+
+    # --- service: the latest frame, or the next one within the timeout
+    def _on_service(self, request: Any, response: Any) -> Any:
+        graspable = self.pipeline.config.graspable_classes
+        unknown = [n for n in request.class_names if n not in graspable]
+        if unknown:
+            response.success = False
+            response.message = f'not graspable classes: {unknown}; graspable: {list(graspable)}'
+            return response
+        with self._cond:
+            if self.latest is None and request.timeout_s > 0:
+                self._cond.wait_for(lambda: self.latest is not None,
+                                    timeout=float(request.timeout_s))
+            latest = self.latest
+        if latest is None:
+            response.success = False
+            response.message = 'no synchronized labels/depth frame processed yet'
+            return response
+        header, result = latest
+        wanted = set(request.class_names)
+        chosen = [c for c in result.candidates if not wanted or c.class_name in wanted]
+        limit = request.max_candidates or self.pipeline.config.max_candidates
+        response.candidates = candidate_array(chosen[:limit], header)
+        response.success = True
+        response.message = f'{len(response.candidates.candidates)} candidates'
+        return response
+
+    def _publish_diagnostics(self) -> None:
+        if self.rates['depth'].total and not self.rates['camera_info'].total:
+            self._problem('missing_camera_info', f'depth arrives but no CameraInfo on '
+                          f'{self.params["camera_info_topic"]}; nothing can be processed')
+        problems = self.problems.snapshot()
+        level, message = 'ok', 'running'
+        if self.rates['processed'].total == 0:
+            level, message = 'warn', 'no synchronized frame processed yet'
+        elif problems:
+            level, message = 'warn', ', '.join(f'{k} x{v}' for k, v in problems.items())
+        values: dict[str, object] = {f'{k}_rate_hz': m.rate_hz() for k, m in self.rates.items()}
+        values.update({
+            'frames_processed': self.rates['processed'].total,
+            'sync_emitted': self.sync.emitted, 'sync_dropped': sum(self.sync.dropped),
+            'mailbox_dropped': self.dropped_sets,
+            'frame_ms_p50': self.frame_ms.percentile(50),
+            'frame_ms_p95': self.frame_ms.percentile(95),
+            'candidates_per_frame_mean': self.candidates_per_frame.mean(),
+            **{f'problem:{k}': v for k, v in problems.items()}})
+        self.diagnostics.publish([('grasp', level, message, values)])
+
+    def destroy_node(self) -> None:
+        """Stop the worker thread before the node goes."""
+        with self._cond:
+            self._running = False
+            self._cond.notify_all()
+        if self._worker.is_alive():
+            self._worker.join(timeout=5.0)
+        super().destroy_node()
+
+
+def main(args: list[str] | None = None) -> int:
+    """Run the node until Ctrl-C; exit 1 with a one-line reason when it cannot start."""
+    # Two threads: the service may wait for a frame while subscriptions keep flowing.
+    return run_node(GraspAssistNode, 'grasp_assist_node', args, threads=2)
+
+
+if __name__ == '__main__':
+    sys.exit(main())

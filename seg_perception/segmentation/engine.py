@@ -1,0 +1,353 @@
+"""The segmentation engine: numpy RGB frames in, labels/masks/confidence/overlay out.
+
+Everything between the frames and the results runs on the engine's device: uint8 frames go over
+(pinned, non-blocking on CUDA), are converted, resized and normalised there, run through the
+network as one batch, and are postprocessed there (argmax, upsampling, masks, confidence,
+overlay, pixel counts). On CUDA all outputs of a call are packed into one buffer and brought back
+with a single device->host copy. The optional small-region cleanup uses OpenCV on the host.
+
+Thread safety: an engine holds reusable buffers and mutable settings; use one engine from one
+worker thread (a node owns its engine and calls it from a single callback group).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+import logging
+import time
+from typing import Sequence
+
+import numpy as np
+import torch
+
+from seg_perception.classes import ClassSet
+from seg_perception.segmentation import postprocess as post
+from seg_perception.segmentation.loader import load_segmenter
+from seg_perception.segmentation.model_spec import ModelSpec
+from seg_perception.segmentation.preprocess import InputError, Normaliser, validate_images
+
+__all__ = ['EngineConfig', 'EngineConfigError', 'InputError', 'SegmentationEngine',
+           'SegmentationResult', 'resolve_device']
+
+LOG = logging.getLogger(__name__)
+PRECISIONS = ('fp32', 'fp16', 'bf16')
+UPSAMPLE_MODES = ('nearest', 'bilinear')
+_AUTOCAST_DTYPES = {'fp16': torch.float16, 'bf16': torch.bfloat16}
+
+
+class EngineConfigError(ValueError):
+    """Raised when an EngineConfig holds an invalid value."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class EngineConfig:
+    """How to load and run a segmentation model (validated on construction).
+
+    min_region_pixels: connected regions (per class, 8-connected, in output pixels) smaller than
+    this take the label of the nearest kept region (0/1 = off); see
+    :func:`postprocess.remove_small_regions`. morph / morph_kernel_px: per-class opening or
+    closing of the output label map (see :func:`postprocess.morph_labels`).
+    precision: fp16/bf16 use autocast on CUDA only; on CPU the engine runs fp32 and says so in
+    `engine.notes`.
+    """
+
+    model: str = 'default'
+    spec_path: str | None = None
+    device: str = 'auto'
+    precision: str = 'fp32'
+    input_size: tuple[int, int] | None = None
+    upsample: str = 'nearest'
+    channels_last: bool = False
+    compile: bool = False  # noqa: A003 (the option's name in the team contract)
+    min_region_pixels: int = 0
+    morph: str = 'none'
+    morph_kernel_px: int = 3
+    warmup_iterations: int = 1
+    overlay_alpha: float = 0.5
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.model, str) or not self.model:
+            raise EngineConfigError(f'model must be a non-empty string, got {self.model!r}')
+        resolve_device(self.device, check_available=False)
+        if self.precision not in PRECISIONS:
+            raise EngineConfigError(f'precision must be one of {PRECISIONS}, got '
+                                    f'{self.precision!r}')
+        if self.input_size is not None:
+            try:
+                h, w = (int(v) for v in self.input_size)
+            except (TypeError, ValueError) as exc:
+                raise EngineConfigError(f'input_size must be (height, width) or None, got '
+                                        f'{self.input_size!r}') from exc
+            if h < 8 or w < 8:
+                raise EngineConfigError(f'input_size must be at least 8x8, got '
+                                        f'{self.input_size!r}')
+            object.__setattr__(self, 'input_size', (h, w))
+        if self.upsample not in UPSAMPLE_MODES:
+            raise EngineConfigError(f'upsample must be one of {UPSAMPLE_MODES}, got '
+                                    f'{self.upsample!r}')
+        _check_min_region(self.min_region_pixels)
+        if self.morph not in post.MORPH_OPS:
+            raise EngineConfigError(f'morph must be one of {post.MORPH_OPS}, got {self.morph!r}')
+        if not isinstance(self.morph_kernel_px, int) or not 1 <= self.morph_kernel_px <= 63:
+            raise EngineConfigError(f'morph_kernel_px must be an int in 1..63, got '
+                                    f'{self.morph_kernel_px!r}')
+        if not isinstance(self.warmup_iterations, int) or self.warmup_iterations < 0:
+            raise EngineConfigError(f'warmup_iterations must be an int >= 0, got '
+                                    f'{self.warmup_iterations!r}')
+        _check_alpha(self.overlay_alpha)
+
+
+def _check_min_region(value: object) -> None:
+    if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+        raise EngineConfigError(f'min_region_pixels must be an int >= 0, got {value!r}')
+
+
+def _check_alpha(value: object) -> None:
+    if not isinstance(value, (int, float)) or not 0.0 <= float(value) <= 1.0:
+        raise EngineConfigError(f'overlay alpha must be in [0, 1], got {value!r}')
+
+
+def resolve_device(name: str, *, check_available: bool = True) -> torch.device:
+    """Return the torch device for 'auto' | 'cpu' | 'cuda' | 'cuda:N' (auto: CUDA if present)."""
+    if name == 'auto':
+        return torch.device('cuda' if torch.cuda.is_available() else 'cpu')
+    try:
+        device = torch.device(name)
+    except (RuntimeError, TypeError) as exc:
+        raise EngineConfigError(f"device must be 'auto', 'cpu', 'cuda' or 'cuda:N', got "
+                                f'{name!r}') from exc
+    if device.type not in ('cpu', 'cuda'):
+        raise EngineConfigError(f"device must be 'auto', 'cpu', 'cuda' or 'cuda:N', got {name!r}")
+    if check_available and device.type == 'cuda':
+        if not torch.cuda.is_available():
+            raise EngineConfigError(f'device {name!r} asked for but CUDA is not available')
+        if device.index is not None and device.index >= torch.cuda.device_count():
+            raise EngineConfigError(f'device {name!r} does not exist '
+                                    f'({torch.cuda.device_count()} CUDA devices)')
+    return device
+
+
+@dataclass
+class SegmentationResult:
+    """The outputs for one frame (arrays at the frame's own resolution)."""
+
+    labels: np.ndarray  # (H, W) uint8 class ids, UNLABELED_ID where no class
+    masks: dict[int, np.ndarray] = field(default_factory=dict)  # id -> (H, W) uint8 0/255
+    confidence: np.ndarray | None = None  # (H, W) uint8, max softmax probability * 255
+    overlay: np.ndarray | None = None  # (H, W, 3) uint8 RGB
+    class_pixel_counts: np.ndarray | None = None  # (num_outputs,) int64
+    instances: np.ndarray | None = None  # (H, W) uint16 instance ids (Mask R-CNN only)
+    preprocess_ms: float = 0.0  # of the whole batch this frame was part of
+    inference_ms: float = 0.0
+    postprocess_ms: float = 0.0
+
+
+class SegmentationEngine:
+    """Load a model once and segment batches of frames on its device (one worker thread)."""
+
+    def __init__(self, config: EngineConfig) -> None:
+        if not isinstance(config, EngineConfig):
+            raise TypeError(f'config must be an EngineConfig, got {type(config).__name__}')
+        self.config = config
+        self.device = resolve_device(config.device)
+        self.notes: list[str] = []
+        self.spec: ModelSpec
+        self.segmenter, self.spec = load_segmenter(config.model, device=self.device,
+                                                   spec_path=config.spec_path,
+                                                   input_size=config.input_size)
+        self.model_name: str = self.spec.model_name
+        self.class_set: ClassSet = self.spec.class_set
+        self.input_size: tuple[int, int] = config.input_size or tuple(self.spec.input_size)
+        if config.input_size is not None and hasattr(self.segmenter, 'session') \
+                and tuple(config.input_size) != tuple(self.spec.input_size):
+            raise EngineConfigError(f'input_size {config.input_size} differs from the fixed ONNX '
+                                    f'input {tuple(self.spec.input_size)}')
+        self._autocast = None
+        if config.precision != 'fp32':
+            if self.device.type != 'cuda':
+                self._note(f'precision {config.precision} needs CUDA; running fp32 on the CPU')
+            elif hasattr(self.segmenter, 'session'):
+                self._note(f'precision {config.precision} ignored for ONNX models')
+            else:
+                self._autocast = _AUTOCAST_DTYPES[config.precision]
+        if config.channels_last:
+            if hasattr(self.segmenter, 'to_channels_last'):
+                self.segmenter.to_channels_last()
+            else:
+                self._note('channels_last ignored for this backend')
+        if config.compile:
+            if hasattr(self.segmenter, 'compile_module'):
+                self.segmenter.compile_module()
+            else:
+                self._note('compile ignored for this backend')
+        self._normaliser = Normaliser(mean=self.spec.mean, std=self.spec.std, device=self.device,
+                                      channels_last=config.channels_last)
+        self._num_outputs = self.class_set.num_outputs
+        self._palette = torch.from_numpy(self.class_set.palette()).to(self.device)
+        self._min_region_pixels = config.min_region_pixels
+        self.set_overlay_alpha(config.overlay_alpha)
+        self.warmup(config.warmup_iterations)
+
+    # -- runtime settings -------------------------------------------------------------------
+    @property
+    def overlay_alpha(self) -> float:
+        """Return the default overlay blend weight of the class colours."""
+        return self._overlay_alpha
+
+    def set_overlay_alpha(self, alpha: float) -> None:
+        """Set the default overlay alpha (0 = input only, 1 = class colours only)."""
+        _check_alpha(alpha)
+        self._overlay_alpha = float(alpha)
+        self._alpha_lut = post.make_alpha_lut(self.class_set.ids, self._overlay_alpha,
+                                              self.device)
+
+    @property
+    def min_region_pixels(self) -> int:
+        """Return the current small-region threshold (0 = off)."""
+        return self._min_region_pixels
+
+    def set_min_region_pixels(self, pixels: int) -> None:
+        """Set the small-region threshold without reloading the model."""
+        _check_min_region(pixels)
+        self._min_region_pixels = pixels
+
+    def _note(self, text: str) -> None:
+        LOG.info('%s', text)
+        self.notes.append(text)
+
+    # -- running ----------------------------------------------------------------------------
+    def warmup(self, iterations: int = 1) -> None:
+        """Run the network on a blank batch `iterations` times (allocations, kernels, compile)."""
+        if iterations <= 0:
+            return
+        h, w = self.input_size
+        frame = np.zeros((h, w, 3), dtype=np.uint8)
+        for _ in range(iterations):
+            self.segment([frame])
+
+    def forward(self, batch: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Run the network on a normalised device batch; return (logits, instance ids or None)."""
+        with torch.inference_mode():
+            if self._autocast is not None:
+                with torch.autocast(device_type='cuda', dtype=self._autocast):
+                    return self._forward(batch)
+            return self._forward(batch)
+
+    def _forward(self, batch: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        if getattr(self.segmenter, 'produces_instances', False):
+            return self.segmenter.forward_with_instances(batch)
+        return self.segmenter(batch), None
+
+    def preprocess(self, images: Sequence[np.ndarray]) -> tuple[list[torch.Tensor],
+                                                                torch.Tensor]:
+        """Validate frames, move them to the device, return (uint8 frames, normalised batch)."""
+        images = validate_images(images)
+        with torch.inference_mode():
+            frames = self._normaliser.to_device(images)
+            return frames, self._normaliser.batch(frames, self.input_size)
+
+    def segment(self, images: Sequence[np.ndarray], *, masks_for: Sequence[int] = (),
+                confidence: bool = False, overlay: bool = False,
+                overlay_alpha: float | None = None) -> list[SegmentationResult]:
+        """Segment frames of any sizes in one batch; return one result per frame.
+
+        masks_for: class ids whose 0/255 masks are wanted; confidence / overlay: produce those
+        outputs; overlay_alpha: blend weight for this call (None = the engine's setting).
+        """
+        mask_ids = self._check_mask_ids(masks_for)
+        alpha_lut = self._alpha_lut
+        if overlay_alpha is not None and overlay_alpha != self._overlay_alpha:
+            _check_alpha(overlay_alpha)
+            alpha_lut = post.make_alpha_lut(self.class_set.ids, float(overlay_alpha), self.device)
+        t0 = time.perf_counter()
+        frames, batch = self.preprocess(images)
+        self.synchronize()
+        t1 = time.perf_counter()
+        logits, instances = self.forward(batch)
+        self.synchronize()
+        t2 = time.perf_counter()
+        with torch.inference_mode():
+            outputs = [self._postprocess(frames[i], logits[i],
+                                         None if instances is None else instances[i],
+                                         mask_ids, confidence, overlay, alpha_lut)
+                       for i in range(len(frames))]
+            host = self._to_host(outputs)
+        t3 = time.perf_counter()
+        timing = {'preprocess_ms': (t1 - t0) * 1e3, 'inference_ms': (t2 - t1) * 1e3,
+                  'postprocess_ms': (t3 - t2) * 1e3}
+        results = []
+        for out in host:
+            masks = {} if not mask_ids else dict(zip(mask_ids, out['masks']))
+            results.append(SegmentationResult(
+                labels=out['labels'], masks=masks, confidence=out.get('confidence'),
+                overlay=out.get('overlay'), class_pixel_counts=out['counts'],
+                instances=out.get('instances'), **timing))
+        return results
+
+    def _check_mask_ids(self, masks_for: Sequence[int]) -> tuple[int, ...]:
+        ids = tuple(int(c) for c in masks_for)
+        unknown = [c for c in ids if c not in self.class_set.ids]
+        if unknown:
+            raise InputError(f'masks_for has class ids {unknown} that are not among the model '
+                             f'classes {list(self.class_set.ids)}')
+        return ids
+
+    def _postprocess(self, frame: torch.Tensor, logits: torch.Tensor,
+                     instances: torch.Tensor | None, mask_ids: tuple[int, ...], confidence: bool,
+                     overlay: bool, alpha_lut: torch.Tensor) -> dict[str, torch.Tensor]:
+        size = (int(frame.shape[0]), int(frame.shape[1]))
+        labels, conf = post.labels_and_confidence(logits, size, upsample=self.config.upsample,
+                                                  confidence=confidence)
+        labels = post.morph_labels(labels, self.config.morph, self.config.morph_kernel_px)
+        if self._min_region_pixels > 1:
+            cleaned = post.remove_small_regions(labels.cpu().numpy(), self._min_region_pixels)
+            labels = torch.from_numpy(cleaned).to(self.device, non_blocking=True)
+        out = {'labels': labels, 'counts': post.pixel_counts(labels, self._num_outputs)}
+        if mask_ids:
+            out['masks'] = post.class_masks(labels, mask_ids)
+        if conf is not None:
+            out['confidence'] = conf
+        if overlay:
+            out['overlay'] = post.overlay_image(frame, labels, self._palette, alpha_lut)
+        if instances is not None:
+            out['instances'] = post.resize_nearest(instances, size).to(torch.int32)
+        return out
+
+    def _to_host(self, outputs: list[dict[str, torch.Tensor]]) -> list[dict[str, np.ndarray]]:
+        """Bring all outputs to numpy: views on CPU, one packed device->host copy on CUDA."""
+        if self.device.type != 'cuda':
+            return [{k: _host_array(k, v) for k, v in out.items()} for out in outputs]
+        flat, layout = [], []
+        for out in outputs:
+            for key, value in out.items():
+                value = value.contiguous()
+                as_bytes = value.view(torch.uint8).reshape(-1) if value.dtype != torch.uint8 \
+                    else value.reshape(-1)
+                flat.append(as_bytes)
+                pad = -as_bytes.numel() % 8  # keep every chunk 8-byte aligned for .view(dtype)
+                if pad:
+                    flat.append(as_bytes.new_zeros(pad))
+                layout.append((key, value.dtype, tuple(value.shape), as_bytes.numel(), pad))
+        host = torch.cat(flat).cpu()  # one copy; synchronises the stream
+        results, offset, index = [], 0, 0
+        for out in outputs:
+            item = {}
+            for _ in out:
+                key, dtype, shape, size, pad = layout[index]
+                item[key] = _host_array(key, host[offset:offset + size].view(dtype).view(shape))
+                offset += size + pad
+                index += 1
+            results.append(item)
+        return results
+
+    def synchronize(self) -> None:
+        """Wait for the device to finish queued work (no-op on CPU)."""
+        if self.device.type == 'cuda':
+            torch.cuda.synchronize(self.device)
+
+
+def _host_array(key: str, value: torch.Tensor) -> np.ndarray:
+    array = value.cpu().numpy() if value.device.type != 'cpu' else value.numpy()
+    if key == 'instances':
+        return array.astype(np.uint16)
+    return array

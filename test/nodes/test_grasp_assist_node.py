@@ -1,0 +1,182 @@
+"""grasp_assist_node as a separate process, fed synthetic RGB-D frames over real DDS."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from ros_harness import NodeProcess, wait_until
+
+pytest.importorskip('rclpy', reason='rclpy is not installed')
+pytestmark = pytest.mark.ros
+
+from diagnostic_msgs.msg import DiagnosticArray  # noqa: E402
+from geometry_msgs.msg import PoseArray  # noqa: E402
+from rclpy.qos import QoSProfile, ReliabilityPolicy  # noqa: E402
+from sensor_msgs.msg import CameraInfo, Image, PointCloud2  # noqa: E402
+from visualization_msgs.msg import MarkerArray  # noqa: E402
+
+from seg_interfaces.msg import GraspCandidateArray  # noqa: E402
+from seg_interfaces.srv import GetGraspCandidates  # noqa: E402
+from seg_perception.conversions import numpy_to_image, pointcloud2_to_array  # noqa: E402
+from seg_perception.nodes.synthetic_camera_node import (camera_info_msg,  # noqa: E402
+                                                        depth_message)
+from seg_perception.synthetic import SyntheticCell, SyntheticConfig  # noqa: E402
+
+NODE = 'seg_perception.nodes.grasp_assist_node'
+RELIABLE = QoSProfile(depth=20, reliability=ReliabilityPolicy.RELIABLE)
+
+
+@pytest.fixture(scope='module')
+def frames():
+    cell = SyntheticCell(SyntheticConfig(width=640, height=480))
+    return [cell.render(seed=s) for s in (11, 12, 13)]
+
+
+@pytest.fixture(scope='module')
+def running_node():
+    params = {'qos_reliability': 'reliable', 'diagnostics_period_s': 0.5,
+              'color_topic': 'color/image_raw'}
+    with NodeProcess(NODE, params=params) as proc:
+        yield proc
+
+
+class Feeder:
+    """Publish labels, depth, colour and CameraInfo the way the camera and segmentation do."""
+
+    def __init__(self, probe) -> None:
+        node = probe.node
+        self.labels = node.create_publisher(Image, 'color/segmentation/labels', RELIABLE)
+        self.depth = node.create_publisher(Image, 'depth/image_rect', RELIABLE)
+        self.color = node.create_publisher(Image, 'color/image_raw', RELIABLE)
+        self.info = node.create_publisher(CameraInfo, 'depth/camera_info', RELIABLE)
+        for pub in (self.labels, self.depth, self.color, self.info):
+            probe.wait_for_subscribers(pub, timeout_s=60.0)
+
+    def send(self, frame, sec: int, *, labels=None, depth_encoding='32FC1', info=None,
+             label_sec=None) -> None:
+        header = numpy_to_image(frame.labels, 'mono8').header
+        header.stamp.sec, header.frame_id = sec, 'camera_color_optical_frame'
+        if info is not None:
+            info.header = header
+        self.info.publish(info or camera_info_msg(frame.K, 640, 480, header))
+        label_header = type(header)(frame_id=header.frame_id)
+        label_header.stamp.sec = sec if label_sec is None else label_sec
+        self.labels.publish(numpy_to_image(frame.labels if labels is None else labels,
+                                           'mono8', label_header))
+        self.color.publish(numpy_to_image(frame.rgb, 'rgb8', header))
+        self.depth.publish(depth_message(frame.depth_m, depth_encoding, header))
+
+
+def test_candidates_cloud_poses_and_markers_share_the_depth_header(running_node, ros_probe,
+                                                                    frames) -> None:
+    candidates = ros_probe.subscribe(GraspCandidateArray, 'grasp/candidates', RELIABLE)
+    clouds = ros_probe.subscribe(PointCloud2, 'grasp/graspable_points', RELIABLE)
+    poses = ros_probe.subscribe(PoseArray, 'grasp/candidate_poses', RELIABLE)
+    markers = ros_probe.subscribe(MarkerArray, 'grasp/markers', RELIABLE)
+    feeder = Feeder(ros_probe)
+    for i, frame in enumerate(frames):
+        feeder.send(frame, 100 + i, depth_encoding='16UC1' if i == 1 else '32FC1')
+        candidates.wait_for(i + 1, timeout_s=30.0)
+    got = candidates.wait_for(3, timeout_s=5.0)
+    assert [m.header.stamp.sec for m in got] == [100, 101, 102]
+    assert all(m.header.frame_id == 'camera_color_optical_frame' for m in got)
+    assert any(len(m.candidates) > 0 for m in got)
+    for msg in got:
+        scores = [c.score for c in msg.candidates]
+        assert scores == sorted(scores, reverse=True) and all(0 <= s <= 1 for s in scores)
+        for c in msg.candidates:
+            assert c.class_name in ('box', 'polybag', 'envelope', 'cylinder')
+            assert c.grasp_type in ('suction', 'parallel') and c.point_count > 0
+            assert 0.1 < c.pose.position.z < 4.0
+    cloud = clouds.wait_for(3, timeout_s=10.0)[-1]
+    assert cloud.header.stamp.sec == 102
+    points = pointcloud2_to_array(cloud)
+    assert {'x', 'y', 'z', 'rgb', 'label', 'region', 'normal_x', 'normal_y', 'normal_z',
+            'score'} <= set(points.dtype.names)
+    assert len(points) > 1000 and set(np.unique(points['label'])) <= {2, 3, 4, 5}
+    assert len(poses.wait_for(3, timeout_s=10.0)[-1].poses) == len(got[-1].candidates)
+    assert markers.wait_for(3, timeout_s=10.0)[-1].markers[0].action == 3  # DELETEALL first
+
+
+def test_service_answers_from_the_latest_frame(running_node, ros_probe, frames) -> None:
+    feeder = Feeder(ros_probe)
+    feeder.send(frames[0], 200)
+    client = ros_probe.node.create_client(GetGraspCandidates, 'grasp/get_grasp_candidates')
+    assert client.wait_for_service(timeout_sec=30.0)
+
+    def call(**kwargs):
+        future = client.call_async(GetGraspCandidates.Request(**kwargs))
+        assert wait_until(future.done, 20.0)
+        return future.result()
+    ok = call(class_names=['box'], max_candidates=2, timeout_s=10.0)
+    assert ok.success, ok.message
+    assert len(ok.candidates.candidates) <= 2
+    assert all(c.class_name == 'box' for c in ok.candidates.candidates)
+    bad = call(class_names=['tote'], max_candidates=0, timeout_s=0.0)
+    assert not bad.success and 'tote' in bad.message
+
+
+def _problem_total(diagnostics, key: str) -> int:
+    best = 0
+    for array in diagnostics.messages:
+        for status in array.status:
+            values = {kv.key: kv.value for kv in status.values}
+            best = max(best, int(float(values.get(key, 0))))
+    return best
+
+
+def test_bad_inputs_are_counted_and_survived(running_node, ros_probe, frames) -> None:
+    candidates = ros_probe.subscribe(GraspCandidateArray, 'grasp/candidates', RELIABLE)
+    diagnostics = ros_probe.subscribe(DiagnosticArray, '/diagnostics', 10)
+    feeder = Feeder(ros_probe)
+    frame = frames[2]
+    # Labels at half resolution are scaled to the depth image, not refused.
+    half = frame.labels[::2, ::2].copy()
+    feeder.send(frame, 300, labels=half)
+    assert candidates.wait_for(1, timeout_s=30.0)[-1].header.stamp.sec == 300
+    # All-invalid depth and empty masks give empty results, not errors.
+    empty_depth = type(frame)(**{**frame.__dict__, 'depth_m': np.full_like(frame.depth_m,
+                                                                            np.nan)})
+    feeder.send(empty_depth, 301)
+    feeder.send(frame, 302, labels=np.zeros_like(frame.labels))
+    got = candidates.wait_for(3, timeout_s=30.0)
+    assert [len(m.candidates) for m in got[1:3]] == [0, 0]
+    # CameraInfo with zero P and K is refused with a warning and counted.
+    zero_info = CameraInfo(width=640, height=480)
+    feeder.send(frame, 303, info=zero_info)
+    # Stamps that never match: nothing is emitted for them, drops are counted.
+    feeder.send(frame, 304, label_sec=999)
+    assert wait_until(lambda: _problem_total(diagnostics, 'problem:invalid_camera_info') >= 1,
+                      15.0)
+    assert wait_until(lambda: _problem_total(diagnostics, 'sync_dropped') >= 1, 15.0)
+    assert all(m.header.stamp.sec not in (303, 304) for m in candidates.messages)
+    feeder.send(frame, 305)
+    assert wait_until(lambda: any(m.header.stamp.sec == 305 for m in candidates.messages), 30.0)
+    assert running_node.is_running()
+    assert 'CameraInfo refused' in running_node.output
+
+
+def test_unknown_depth_encoding_is_refused(ros_probe, frames) -> None:
+    diagnostics = ros_probe.subscribe(DiagnosticArray, '/diagnostics', 10)
+    with NodeProcess(NODE, params={'qos_reliability': 'reliable',
+                                   'diagnostics_period_s': 0.5}) as proc:
+        feeder = Feeder(ros_probe)
+        frame = frames[0]
+        header = numpy_to_image(frame.labels, 'mono8').header
+        header.stamp.sec = 400
+        feeder.labels.publish(numpy_to_image(frame.labels, 'mono8', header))
+        feeder.depth.publish(numpy_to_image(frame.rgb, 'rgb8', header))  # not a depth image
+        assert wait_until(lambda: _problem_total(diagnostics, 'problem:missing_camera_info')
+                          + _problem_total(diagnostics,
+                                           'problem:bad_input:UnsupportedDepthEncodingError')
+                          >= 1, 30.0)
+        feeder.send(frame, 401)
+        feeder.depth.publish(numpy_to_image(frame.rgb, 'rgb8', header))
+        assert proc.is_running()
+
+
+def test_bad_parameters_exit_with_a_reason() -> None:
+    with NodeProcess(NODE, params={'graspable_classes': ['forklift']}) as proc:
+        assert proc.wait(timeout_s=60.0) != 0
+        assert 'forklift' in proc.output and 'Traceback' not in proc.output
