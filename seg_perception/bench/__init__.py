@@ -1,0 +1,1 @@
+"""Benchmarks: each module is a `seg_perception bench <name>` subcommand writing JSON."""

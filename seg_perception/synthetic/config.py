@@ -1,0 +1,57 @@
+"""Configuration of the synthetic logistics cell."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+class SyntheticConfigError(ValueError):
+    """Raised when a synthetic cell configuration is inconsistent."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class SyntheticConfig:
+    """What the synthetic cell renders: resolution, clutter, camera and sensor ranges.
+
+    Intrinsics are given for a 640x480 sensor and scale with the resolution, so a 320x240
+    render sees the same scene as a 640x480 one.
+    """
+
+    width: int = 640
+    height: int = 480
+    min_items: int = 3
+    max_items: int = 15
+    tote_probability: float = 0.75          # else a flat conveyor/table surface (background)
+    fx_range_px: tuple[float, float] = (500.0, 650.0)   # at 640x480
+    principal_jitter_px: float = 10.0                    # at 640x480
+    tilt_range_deg: tuple[float, float] = (0.0, 35.0)
+    camera_height_range_m: tuple[float, float] = (0.6, 1.3)
+    distractors: bool = True                 # stickers, stains, tape, cables (surface label)
+    depth_noise: bool = True                 # noise, edge/specular holes and dropouts
+    rgb_noise: bool = True                   # sensor noise, blur and exposure jitter
+    shadows: bool = True
+    texture_seed: int = 0                    # seed of the texture bank (fixed per cell)
+
+    def __post_init__(self) -> None:
+        if not (16 <= self.width <= 4096 and 16 <= self.height <= 4096):
+            raise SyntheticConfigError(
+                f'resolution {self.width}x{self.height} is outside 16..4096 pixels')
+        if not 0 <= self.min_items <= self.max_items <= 64:
+            raise SyntheticConfigError(
+                f'item count range {self.min_items}..{self.max_items} must satisfy '
+                '0 <= min_items <= max_items <= 64')
+        if not 0.0 <= self.tote_probability <= 1.0:
+            raise SyntheticConfigError(f'tote_probability {self.tote_probability} not in 0..1')
+        lo, hi = self.fx_range_px
+        if not 50.0 <= lo <= hi:
+            raise SyntheticConfigError(f'fx_range_px {self.fx_range_px} must be ordered, >= 50')
+        lo, hi = self.tilt_range_deg
+        if not 0.0 <= lo <= hi <= 45.0:
+            raise SyntheticConfigError(f'tilt_range_deg {self.tilt_range_deg} not within 0..45')
+        lo, hi = self.camera_height_range_m
+        if not 0.4 <= lo <= hi <= 3.0:
+            raise SyntheticConfigError(
+                f'camera_height_range_m {self.camera_height_range_m} not within 0.4..3.0')
+        if self.principal_jitter_px < 0:
+            raise SyntheticConfigError(
+                f'principal_jitter_px {self.principal_jitter_px} must be >= 0')

@@ -1,0 +1,171 @@
+"""Tests of the synthetic cell: determinism, contract, geometry consistency, noise."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+
+from seg_perception.classes import ClassSet
+from seg_perception.synthetic import (ItemTruth, SyntheticCell, SyntheticConfig,
+                                      SyntheticConfigError, SyntheticFrame)
+
+CLASSES = ClassSet.default()
+ITEM_IDS = {CLASSES.by_name(n).id for n in ('box', 'polybag', 'envelope', 'cylinder')}
+SURFACE_IDS = {CLASSES.by_name('background').id, CLASSES.by_name('tote').id}
+
+
+@pytest.fixture(scope='module')
+def cell() -> SyntheticCell:
+    return SyntheticCell(SyntheticConfig())
+
+
+@pytest.fixture(scope='module')
+def clean_cell() -> SyntheticCell:
+    return SyntheticCell(SyntheticConfig(depth_noise=False, rgb_noise=False))
+
+
+def _backproject(frame: SyntheticFrame, mask: np.ndarray) -> np.ndarray:
+    v, u = np.nonzero(mask)
+    z = frame.depth_m[v, u].astype(np.float64)
+    K = frame.K
+    return np.column_stack([(u - K[0, 2]) / K[0, 0] * z, (v - K[1, 2]) / K[1, 1] * z, z])
+
+
+def test_same_seed_is_bit_identical_and_other_seed_differs(cell):
+    a, b, c = cell.render(11), cell.render(11), cell.render(12)
+    for name in ('rgb', 'depth_m', 'labels', 'instances', 'K'):
+        assert np.array_equal(getattr(a, name), getattr(b, name), equal_nan=True), name
+    assert [t.instance_id for t in a.items] == [t.instance_id for t in b.items]
+    assert not np.array_equal(a.rgb, c.rgb)
+    assert not np.array_equal(a.labels, c.labels)
+
+
+def test_shapes_and_dtypes(cell):
+    f = cell.render(3)
+    assert f.rgb.shape == (480, 640, 3) and f.rgb.dtype == np.uint8
+    assert f.depth_m.shape == (480, 640) and f.depth_m.dtype == np.float32
+    assert f.labels.shape == (480, 640) and f.labels.dtype == np.uint8
+    assert f.instances.shape == (480, 640) and f.instances.dtype == np.uint16
+    assert f.K.shape == (3, 3) and f.K.dtype == np.float64
+    assert f.seed == 3 and isinstance(f.items, tuple)
+    assert set(np.unique(f.labels)) <= set(CLASSES.ids)
+    for t in f.items:
+        assert isinstance(t, ItemTruth)
+        assert t.pose_cam.shape == (4, 4)
+        assert np.allclose(t.pose_cam[:3, :3] @ t.pose_cam[:3, :3].T, np.eye(3), atol=1e-9)
+        assert t.top_face_polygon_cam.ndim == 2 and t.top_face_polygon_cam.shape[1] == 3
+        assert abs(np.linalg.norm(t.top_face_normal_cam) - 1) < 1e-9
+        assert t.top_face_normal_cam @ t.top_face_center_cam < 0   # faces the camera
+        assert 0.0 <= t.visible_fraction <= 1.0
+        assert CLASSES.by_id(t.class_id).name == t.class_name
+
+
+def test_instances_unique_with_one_class_each_and_surface_present(cell):
+    for seed in range(6):
+        f = cell.render(seed)
+        ids = [t.instance_id for t in f.items]
+        assert len(ids) == len(set(ids)) and 0 not in ids
+        assert np.all(np.isin(f.labels[f.instances == 0], list(SURFACE_IDS)))
+        assert np.isin(f.labels, list(SURFACE_IDS)).any()
+        truth = {t.instance_id: t.class_id for t in f.items}
+        for iid in np.unique(f.instances[f.instances > 0]):
+            classes = np.unique(f.labels[f.instances == iid])
+            assert classes.tolist() == [truth[int(iid)]]
+
+
+def test_stacked_item_occludes_the_one_below(clean_cell):
+    """Wherever another item is seen inside an item's top face, it is nearer than that face."""
+    checked = 0
+    for seed in range(12):
+        f = clean_cell.render(seed)
+        for t in f.items:
+            if t.class_name not in ('box', 'envelope'):
+                continue
+            K = f.K
+            poly = t.top_face_polygon_cam
+            p = poly[:, :2] / poly[:, 2:] * (K[0, 0], K[1, 1]) + (K[0, 2], K[1, 2])
+            mask = np.zeros(f.labels.shape, np.uint8)
+            cv2.fillPoly(mask, [np.round(p * 16).astype(np.int32)], 1, shift=4)
+            mask = cv2.erode(mask, np.ones((3, 3), np.uint8)).astype(bool)
+            n, c = t.top_face_normal_cam, t.top_face_center_cam
+            rays = np.linalg.inv(K) @ np.vstack([np.nonzero(mask)[::-1], np.ones(mask.sum())])
+            z_plane = (n @ c) / (n @ rays)
+            other = (f.instances[mask] != t.instance_id) & (f.instances[mask] > 0)
+            if other.any():
+                checked += 1
+                assert np.all(f.depth_m[mask][other] <= z_plane[other] + 1e-3)
+    assert checked > 0
+
+
+def test_top_face_backprojects_onto_truth_plane(clean_cell):
+    checked = 0
+    for seed in range(10):
+        f = clean_cell.render(seed)
+        for t in f.items:
+            if t.class_name not in ('box', 'envelope') or t.visible_fraction < 0.98:
+                continue
+            own = (f.instances == t.instance_id).astype(np.uint8)
+            K = f.K
+            poly = t.top_face_polygon_cam
+            p = poly[:, :2] / poly[:, 2:] * (K[0, 0], K[1, 1]) + (K[0, 2], K[1, 2])
+            top = np.zeros_like(own)
+            cv2.fillPoly(top, [np.round(p * 16).astype(np.int32)], 1, shift=4)
+            region = cv2.erode(top & own, np.ones((5, 5), np.uint8)).astype(bool)
+            if region.sum() < 50:
+                continue
+            pts = _backproject(f, region)
+            dist = (pts - t.top_face_center_cam) @ t.top_face_normal_cam
+            assert np.abs(dist).max() < 0.003
+            checked += 1
+    assert checked >= 3
+
+
+def test_items_stand_on_something(clean_cell):
+    """Every item's lowest point is above the tote floor / table (no item below the surface)."""
+    for seed in range(5):
+        f = clean_cell.render(seed)
+        assert f.items, 'expected items'
+        for t in f.items:
+            assert t.pose_cam[2, 3] > 0.3
+
+
+def test_noise_holes_only_with_noise(cell, clean_cell):
+    noisy, clean = cell.render(5), clean_cell.render(5)
+    assert np.isnan(noisy.depth_m).any()
+    assert not np.isnan(clean.depth_m).any()
+    valid = np.isfinite(noisy.depth_m)
+    assert np.array_equal(noisy.labels, clean.labels)
+    diff = noisy.depth_m[valid] - clean.depth_m[valid]
+    assert 0.0003 < float(np.std(diff)) < 0.01
+
+
+def test_other_resolution_scales_intrinsics(cell):
+    small = SyntheticCell(SyntheticConfig(width=320, height=240)).render(4)
+    big = cell.render(4)
+    assert small.rgb.shape == (240, 320, 3) and small.depth_m.shape == (240, 320)
+    assert np.allclose(small.K[:2, :2], big.K[:2, :2] / 2)
+    assert len(small.items) == len(big.items)
+    agree = small.labels == big.labels[::2, ::2]
+    assert agree.mean() > 0.9
+
+
+def test_each_item_class_appears_often(cell):
+    seen = dict.fromkeys(ITEM_IDS, 0)
+    frames = 10
+    for seed in range(frames):
+        present = set(np.unique(cell.render(100 + seed).labels).tolist())
+        for cid in ITEM_IDS:
+            seen[cid] += cid in present
+    assert min(seen.values()) >= frames // 2, seen
+
+
+def test_bad_config_and_seed_are_rejected(cell):
+    with pytest.raises(SyntheticConfigError, match='resolution'):
+        SyntheticConfig(width=4, height=480)
+    with pytest.raises(SyntheticConfigError, match='item count'):
+        SyntheticConfig(min_items=5, max_items=2)
+    with pytest.raises(TypeError):
+        SyntheticConfig(640, 480)   # keyword-only
+    with pytest.raises(ValueError, match='seed'):
+        cell.render(-1)
