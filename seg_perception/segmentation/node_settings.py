@@ -116,8 +116,7 @@ def camera_prefix(topic: str) -> tuple[str, bool]:
     """
     compressed = topic.endswith('/compressed')
     base = topic[:-len('/compressed')] if compressed else topic
-    for suffix in ('/image_raw', '/image_rect_color', '/image_rect', '/image'):
-        if base.endswith(suffix):
-            base = base[:-len(suffix)]
-            break
+    head, _, last = base.rpartition('/')
+    if last in ('image_raw', 'image_rect_color', 'image_rect', 'image'):
+        base = head
     return base, compressed
