@@ -4,23 +4,20 @@ from __future__ import annotations
 
 import time
 
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
 import numpy as np
 import pytest
+from rcl_interfaces.msg import Parameter as ParameterMsg
+from rcl_interfaces.msg import ParameterType, ParameterValue
+from rcl_interfaces.srv import SetParameters
+from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
+from sensor_msgs.msg import Image
 
 from ros_harness import NodeProcess, wait_until
+from seg_interfaces.msg import LabelInfo
+from seg_perception.conversions import image_to_numpy, numpy_to_image
 
-pytest.importorskip('rclpy', reason='rclpy is not installed')
 pytestmark = pytest.mark.ros
-
-from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus  # noqa: E402
-from rcl_interfaces.msg import Parameter as ParameterMsg  # noqa: E402
-from rcl_interfaces.msg import ParameterType, ParameterValue  # noqa: E402
-from rcl_interfaces.srv import SetParameters  # noqa: E402
-from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy  # noqa: E402
-from sensor_msgs.msg import Image  # noqa: E402
-
-from seg_interfaces.msg import LabelInfo  # noqa: E402
-from seg_perception.conversions import image_to_numpy, numpy_to_image  # noqa: E402
 
 NODE = 'seg_perception.nodes.segmentation_node'
 # A registry model with random weights: real inference, fast to load; the default model's

@@ -1,0 +1,71 @@
+"""Depth image decoding: one traits table for the encodings ROS depth cameras publish."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+
+class UnsupportedDepthEncodingError(ValueError):
+    """Raised for a depth image encoding that has no entry in DEPTH_TRAITS."""
+
+
+@dataclass(frozen=True)
+class DepthTraits:
+    """How one encoding stores depth (cf. depth_image_proc's DepthTraits)."""
+
+    dtype: type
+    metres_per_unit: float
+    zero_is_invalid: bool
+    float_encoding: bool
+
+
+#: REP 118: 16-bit unsigned millimetres (0 = no return) or 32-bit float metres (NaN/inf invalid).
+DEPTH_TRAITS: dict[str, DepthTraits] = {
+    '16UC1': DepthTraits(dtype=np.uint16, metres_per_unit=0.001, zero_is_invalid=True,
+                         float_encoding=False),
+    'mono16': DepthTraits(dtype=np.uint16, metres_per_unit=0.001, zero_is_invalid=True,
+                          float_encoding=False),
+    '32FC1': DepthTraits(dtype=np.float32, metres_per_unit=1.0, zero_is_invalid=True,
+                         float_encoding=True),
+}
+
+
+def depth_traits(encoding: str) -> DepthTraits:
+    """Return the traits of `encoding`; raise UnsupportedDepthEncodingError if unknown."""
+    try:
+        return DEPTH_TRAITS[encoding]
+    except KeyError:
+        raise UnsupportedDepthEncodingError(
+            f'unsupported depth encoding {encoding!r}; supported: {", ".join(DEPTH_TRAITS)}'
+        ) from None
+
+
+def depth_to_metres(depth: np.ndarray, encoding: str, *,
+                    metres_per_unit: float | None = None) -> np.ndarray:
+    """Return depth as (H, W) float32 metres with NaN where the sensor gave no valid return.
+
+    `metres_per_unit` overrides the integer encodings' millimetre scale (e.g. 1e-4 for sensors
+    storing 0.1 mm units in 16UC1); float encodings are already metres.
+    """
+    traits = depth_traits(encoding)
+    arr = np.asarray(depth)
+    if arr.ndim == 3 and arr.shape[2] == 1:
+        arr = arr[:, :, 0]
+    if arr.ndim != 2:
+        raise ValueError(f'depth image must be (H, W), got shape {arr.shape}')
+    if arr.dtype != traits.dtype:
+        raise ValueError(f'{encoding} depth must have dtype {np.dtype(traits.dtype).name}, '
+                         f'got {arr.dtype}')
+    if traits.float_encoding:
+        out = arr.astype(np.float32, copy=True)
+        out[~(out > 0.0)] = np.nan          # NaN, <= 0 (and -inf) invalid
+        out[np.isposinf(out)] = np.nan
+        return out
+    scale = traits.metres_per_unit if metres_per_unit is None else float(metres_per_unit)
+    if not scale > 0.0:
+        raise ValueError(f'metres_per_unit must be positive, got {metres_per_unit}')
+    out = np.multiply(arr, np.float32(scale), dtype=np.float32)
+    out[arr == 0] = np.nan
+    return out

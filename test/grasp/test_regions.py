@@ -1,0 +1,91 @@
+"""Tests of region splitting and measurement (plane normal, flatness, extents, area)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from seg_perception.grasp.backprojection import BackProjector
+from seg_perception.grasp.camera_model import PinholeCamera
+from seg_perception.grasp.regions import find_regions, fit_plane_pca
+from seg_perception.grasp.scenes import DepthScene
+
+CAM = PinholeCamera(fx=600.0, fy=600.0, cx=319.5, cy=239.5, width=640, height=480)
+
+
+def _regions(scene: DepthScene, class_id: int = 2, min_pixels: int = 50, **kwargs):
+    depth = scene.depth_m()
+    xyz = BackProjector(CAM).organized(depth)
+    mask = (scene.labels == class_id) & np.isfinite(depth)
+    region_image = np.zeros(depth.shape, np.uint32)
+    regions = find_regions(mask, xyz, CAM, class_id=class_id, class_name='box',
+                           min_region_pixels=min_pixels, first_region_id=1,
+                           region_image=region_image, **kwargs)
+    return regions, region_image
+
+
+def _angle_deg(a, b) -> float:
+    return float(np.degrees(np.arccos(np.clip(np.dot(a, b), -1, 1))))
+
+
+def test_tilted_plane_normal_and_flatness():
+    tilt = np.radians(30.0)
+    normal = np.array([0.0, np.sin(tilt), -np.cos(tilt)])     # faces the camera, tilted about x
+    scene = DepthScene(CAM).add_rectangle([0.05, 0.0, 1.0], normal, [1, 0, 0], (0.3, 0.2), 2)
+    (region,), _ = _regions(scene)
+    assert _angle_deg(region.normal, normal) < 0.1
+    assert region.flatness_rms_m < 1e-4
+    assert float(region.normal @ -region.centroid) > 0
+    np.testing.assert_allclose(region.extent_m, (0.3, 0.2), atol=0.004)
+    assert abs(region.major_axis[0]) > 0.999
+
+
+def test_flatness_of_noisy_plane():
+    scene = DepthScene(CAM).add_rectangle([0, 0, 1.0], [0, 0, -1], [1, 0, 0], (0.3, 0.2), 2)
+    rng = np.random.default_rng(0)
+    scene.depth = scene.depth + rng.normal(0, 0.002, scene.depth.shape)
+    (region,), _ = _regions(scene)
+    assert 0.0015 < region.flatness_rms_m < 0.0025
+
+
+def test_area_of_fronto_parallel_rectangle():
+    scene = DepthScene(CAM).add_rectangle([0, 0, 0.8], [0, 0, -1], [1, 0, 0], (0.2, 0.1), 2)
+    (region,), region_image = _regions(scene)
+    assert abs(region.area_m2 - 0.02) < 0.0006
+    assert region.point_count == int((region_image == 1).sum())
+
+
+def test_components_split_and_small_ones_dropped():
+    scene = DepthScene(CAM)
+    scene.add_rectangle([-0.2, 0, 1.0], [0, 0, -1], [1, 0, 0], (0.1, 0.1), 2)
+    scene.add_rectangle([0.2, 0, 1.0], [0, 0, -1], [1, 0, 0], (0.1, 0.1), 2)
+    scene.add_rectangle([0, 0.2, 1.0], [0, 0, -1], [1, 0, 0], (0.005, 0.005), 2)
+    regions, region_image = _regions(scene, min_pixels=100)
+    assert [r.region_id for r in regions] == [1, 2]
+    assert set(np.unique(region_image)) == {0, 1, 2}
+    assert regions[0].centroid[0] < 0 < regions[1].centroid[0]
+
+
+def test_mask_crop_with_origin():
+    scene = DepthScene(CAM).add_rectangle([0, 0, 1.0], [0, 0, -1], [1, 0, 0], (0.1, 0.1), 2)
+    depth = scene.depth_m()
+    xyz = BackProjector(CAM).organized(depth)
+    mask = scene.labels == 2
+    region_image = np.zeros(depth.shape, np.uint32)
+    (region,) = find_regions(mask[100:, 200:], xyz, CAM, class_id=2, class_name='box',
+                             min_region_pixels=10, first_region_id=7,
+                             region_image=region_image, origin=(200, 100))
+    np.testing.assert_array_equal(region_image == 7, mask)
+    assert region.region_id == 7
+
+
+def test_ransac_and_voxel_options_agree_with_pca():
+    scene = DepthScene(CAM).add_rectangle([0, 0, 1.0], [0.2, 0, -1], [0, 1, 0], (0.2, 0.2), 2)
+    (pca,), _ = _regions(scene)
+    (ransac,), _ = _regions(scene, plane_fit='ransac', voxel_size_m=0.005)
+    assert _angle_deg(pca.normal, ransac.normal) < 0.5
+
+
+def test_fit_plane_pca_orients_normal_to_camera():
+    pts = np.array([[0, 0, 1], [1, 0, 1], [0, 1, 1], [1, 1, 1]], float)
+    fit = fit_plane_pca(pts)
+    np.testing.assert_allclose(fit.normal, [0, 0, -1], atol=1e-9)
