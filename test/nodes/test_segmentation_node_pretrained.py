@@ -1,4 +1,4 @@
-"""A real pretrained network through the node: the VOC ONNX model sees the astronaut as a person."""
+"""A real pretrained network through the node: the VOC ONNX model finds the astronaut."""
 
 from __future__ import annotations
 
