@@ -179,3 +179,30 @@ def test_corrupt_model_file_is_refused(tmp_path) -> None:
     with NodeProcess(NODE, params=node_params(model=str(model))) as proc:
         assert proc.wait(timeout_s=120.0) != 0
         assert 'broken' in proc.output and 'Traceback' not in proc.output
+
+
+def test_two_cameras_one_compressed_are_segmented_at_their_own_sizes(ros_probe) -> None:
+    from sensor_msgs.msg import CompressedImage
+    from seg_perception.conversions import numpy_to_compressed
+    params = node_params(image_topics=['left/image_raw', 'right/image_raw/compressed'])
+    left_out = ros_probe.subscribe(Image, 'left/segmentation/labels', RELIABLE)
+    right_out = ros_probe.subscribe(Image, 'right/segmentation/labels', RELIABLE)
+    with NodeProcess(NODE, params=params) as proc:
+        left = ros_probe.node.create_publisher(Image, 'left/image_raw', RELIABLE)
+        right = ros_probe.node.create_publisher(CompressedImage, 'right/image_raw/compressed',
+                                                RELIABLE)
+        ros_probe.wait_for_subscribers(left, timeout_s=60.0)
+        ros_probe.wait_for_subscribers(right, timeout_s=60.0)
+        for i in range(3):
+            msg = numpy_to_image(rgb_frame(240, 320, i), 'rgb8')
+            msg.header.stamp.sec = 500 + i
+            jpeg = numpy_to_compressed(rgb_frame(120, 160, i), 'jpeg')
+            jpeg.header.stamp.sec = 600 + i
+            left.publish(msg)
+            right.publish(jpeg)
+            left_out.wait_for(i + 1, timeout_s=30.0)
+            right_out.wait_for(i + 1, timeout_s=30.0)
+        assert proc.is_running()
+    assert [(m.height, m.width) for m in left_out.messages] == [(240, 320)] * 3
+    assert [(m.height, m.width) for m in right_out.messages] == [(120, 160)] * 3
+    assert [m.header.stamp.sec for m in right_out.messages] == [600, 601, 602]
