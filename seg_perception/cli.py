@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 from typing import Sequence
 
@@ -53,8 +54,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run a subcommand; print a one-line reason and return non-zero on failure."""
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = _build_parser()
-    # Parse once to find the subcommand, then let its module add its own arguments.
-    known, _ = parser.parse_known_args(argv)
+    # Parse once to find the subcommand (help flags held back, so the subcommand's help lists its
+    # own options), then let its module add its arguments and parse again.
+    first_pass = [a for a in argv if a not in ('-h', '--help')]
+    if len(first_pass) < len(argv) and not _names_leaf(first_pass):
+        parser.parse_args(argv)  # help of the top level or a group: prints and exits
+    known, _ = parser.parse_known_args(first_pass)
     module = importlib.import_module(known._module)
     parser = _build_parser()
     for action in parser._subparsers._group_actions:  # attach module arguments to the leaf
@@ -65,9 +70,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print('seg_perception: interrupted', file=sys.stderr)
         return 130
-    except (CliError, OSError, ValueError) as exc:
+    except Exception as exc:  # noqa: B902 - one line for users; SEG_PERCEPTION_DEBUG=1 for all
+        if os.environ.get('SEG_PERCEPTION_DEBUG'):
+            raise
         print(f'seg_perception {known.command}: error: {exc}', file=sys.stderr)
         return 1
+
+
+def _names_leaf(argv: list[str]) -> bool:
+    """Return True when argv names a complete subcommand (e.g. 'bench grasp')."""
+    words = [a for a in argv if not a.startswith('-')]
+    return any(' '.join(words[:len(name.split())]) == name for name in SUBCOMMANDS)
 
 
 def _attach(action: argparse._SubParsersAction, argv: list[str], module) -> None:
