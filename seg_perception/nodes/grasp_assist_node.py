@@ -24,6 +24,7 @@ from seg_interfaces.srv import GetGraspCandidates
 from seg_perception.classes import ClassSet
 from seg_perception.conversions import array_to_pointcloud2, image_to_numpy, ImageConversionError
 from seg_perception.conversions.color import as_rgb8
+from seg_perception.frame_mailbox import LatestMailbox
 from seg_perception.grasp import (depth_to_metres, GraspConfig, GraspPipeline, GraspResult,
                                   InvalidCameraInfoError, PinholeCamera,
                                   UnsupportedDepthEncodingError)
@@ -111,12 +112,9 @@ class GraspAssistNode(Node):
         self.candidates_per_frame = LatencyStats()
         self.rates = {name: RateMeter() for name in ('labels', 'depth', 'camera_info', 'color',
                                                      'processed')}
-        self._mailbox: tuple | None = None
-        self.dropped_sets = 0
-        self._cond = threading.Condition()
-        self._running = True
+        self.mailbox: LatestMailbox[tuple] = LatestMailbox()
+        self._results = threading.Condition()  # guards `latest`; the service waits on it
         self.latest: tuple[Any, GraspResult] | None = None  # (header, result)
-        self._frames_done = 0
 
         inputs = [('labels', p['labels_topic'], Image), ('depth', p['depth_topic'], Image),
                   ('camera_info', p['camera_info_topic'], CameraInfo)]
@@ -156,11 +154,7 @@ class GraspAssistNode(Node):
         self.sync.add(index, stamp_ns, msg)
 
     def _on_synchronized(self, *msgs: Image) -> None:
-        with self._cond:
-            if self._mailbox is not None:
-                self.dropped_sets += 1
-            self._mailbox = msgs
-            self._cond.notify_all()
+        self.mailbox.put('frame', msgs)
 
     def _problem(self, reason: str, message: str) -> None:
         if self.problems.report(reason, message):
@@ -169,13 +163,8 @@ class GraspAssistNode(Node):
 
     # --- worker thread
     def _work(self) -> None:
-        while True:
-            with self._cond:
-                self._cond.wait_for(lambda: not self._running or self._mailbox is not None,
-                                    timeout=0.5)
-                if not self._running:
-                    return
-                msgs, self._mailbox = self._mailbox, None
+        while not self.mailbox.closed:
+            msgs = self.mailbox.take(timeout_s=0.5).get('frame')
             if msgs is None:
                 continue
             try:
@@ -214,10 +203,9 @@ class GraspAssistNode(Node):
         self.frame_ms.add(result.timings_ms['total'])
         self.candidates_per_frame.add(len(result.candidates))
         self.rates['processed'].tick()
-        with self._cond:
+        with self._results:
             self.latest = (header, result)
-            self._frames_done += 1
-            self._cond.notify_all()
+            self._results.notify_all()
 
     def _publish(self, header: Any, result: GraspResult) -> None:
         shape = result.points.shape if result.organized else None
@@ -235,10 +223,10 @@ class GraspAssistNode(Node):
             response.success = False
             response.message = f'not graspable classes: {unknown}; graspable: {list(graspable)}'
             return response
-        with self._cond:
+        with self._results:
             if self.latest is None and request.timeout_s > 0:
-                self._cond.wait_for(lambda: self.latest is not None,
-                                    timeout=float(request.timeout_s))
+                self._results.wait_for(lambda: self.latest is not None,
+                                       timeout=float(request.timeout_s))
             latest = self.latest
         if latest is None:
             response.success = False
@@ -267,7 +255,7 @@ class GraspAssistNode(Node):
         values.update({
             'frames_processed': self.rates['processed'].total,
             'sync_emitted': self.sync.emitted, 'sync_dropped': sum(self.sync.dropped),
-            'mailbox_dropped': self.dropped_sets,
+            'mailbox_dropped': self.mailbox.total_dropped(),
             'frame_ms_p50': self.frame_ms.percentile(50),
             'frame_ms_p95': self.frame_ms.percentile(95),
             'candidates_per_frame_mean': self.candidates_per_frame.mean(),
@@ -276,9 +264,7 @@ class GraspAssistNode(Node):
 
     def destroy_node(self) -> None:
         """Stop the worker thread before the node goes."""
-        with self._cond:
-            self._running = False
-            self._cond.notify_all()
+        self.mailbox.close()
         if self._worker.is_alive():
             self._worker.join(timeout=5.0)
         super().destroy_node()

@@ -26,6 +26,7 @@ from seg_perception.conversions import (
     numpy_to_image,
 )
 from seg_perception.conversions.color import as_rgb8
+from seg_perception.frame_mailbox import LatestMailbox
 from seg_perception.monitoring import LatencyStats, ProblemCounter, RateMeter
 from seg_perception.nodes.diagnostics import DiagnosticsPublisher
 from seg_perception.nodes.parameters import declare_parameters, parameter_dict, ParamSpec
@@ -77,10 +78,8 @@ class _Camera:
     def __init__(self, topic: str) -> None:
         self.topic = topic
         self.prefix, self.compressed = camera_prefix(topic)
-        self.pending: tuple[Any, int] | None = None  # (message, receive monotonic ns)
         self.received = RateMeter()
         self.published = RateMeter()
-        self.dropped = 0
         self.end_to_end_ms = LatencyStats()
         self.publishers: dict[str, Any] = {}
         self.mask_publishers: dict[int, Any] = {}
@@ -106,8 +105,7 @@ class SegmentationNode(Node):
         s.validate(self.class_set)  # classes_to_mask must exist in the model
         self.problems = ProblemCounter()
         self.inference_ms = LatencyStats()
-        self._lock = threading.Condition()
-        self._running = True
+        self.mailbox: LatestMailbox[tuple[Any, int]] = LatestMailbox()  # (msg, receive ns)
         in_qos = sensor_qos(s.qos_reliability, s.qos_depth)
         self._out_qos = sensor_qos(s.output_qos_reliability, 5)
         self.cameras = [_Camera(t) for t in s.image_topics]
@@ -138,11 +136,7 @@ class SegmentationNode(Node):
     # --- callbacks (executor thread): keep only the newest frame per camera
     def _on_image(self, cam: _Camera, msg: Any) -> None:
         cam.received.tick()
-        with self._lock:
-            if cam.pending is not None:
-                cam.dropped += 1
-            cam.pending = (msg, time.monotonic_ns())
-            self._lock.notify()
+        self.mailbox.put(cam.topic, (msg, time.monotonic_ns()))
 
     def _on_set_parameters(self, params: list[Parameter]) -> SetParametersResult:
         changes = parameter_dict(params)
@@ -158,10 +152,10 @@ class SegmentationNode(Node):
             candidate.validate(self.class_set)
         except (SettingsError, TypeError, ValueError) as exc:
             return SetParametersResult(successful=False, reason=str(exc))
-        with self._lock:
-            self.settings = candidate
-            self.engine.set_min_region_pixels(candidate.min_region_pixels)
-            self._update_mask_publishers(candidate.classes_to_mask)
+        # The worker reads these between frames; each assignment is atomic.
+        self._update_mask_publishers(candidate.classes_to_mask)
+        self.engine.set_min_region_pixels(candidate.min_region_pixels)
+        self.settings = candidate
         return SetParametersResult(successful=True)
 
     def _update_mask_publishers(self, class_names: tuple[str, ...]) -> None:
@@ -190,24 +184,16 @@ class SegmentationNode(Node):
     # --- worker thread: convert, batch, infer, publish
     def _work(self) -> None:
         next_allowed = 0.0
-        while self._running:
-            with self._lock:
-                self._lock.wait_for(lambda: not self._running
-                                    or any(c.pending for c in self.cameras), timeout=0.5)
-                if not self._running:
-                    return
-                rate = self.settings.max_rate_hz
-                if rate > 0 and time.monotonic() < next_allowed:
-                    wait_s = next_allowed - time.monotonic()
-                else:
-                    wait_s = 0.0
-                    batch = [(c, c.pending) for c in self.cameras if c.pending is not None]
-                    for c, _ in batch:
-                        c.pending = None
-            if wait_s > 0:
-                time.sleep(wait_s)
+        while not self.mailbox.closed:
+            # Rate limit: frames keep arriving (and replacing each other) while we wait.
+            if self.mailbox.wait_closed(max(0.0, next_allowed - time.monotonic())):
+                return
+            pending = self.mailbox.take(timeout_s=0.5)
+            if not pending:
                 continue
+            rate = self.settings.max_rate_hz
             next_allowed = time.monotonic() + (1.0 / rate if rate > 0 else 0.0)
+            batch = [(c, pending[c.topic]) for c in self.cameras if c.topic in pending]
             try:
                 self._process(batch)
             except Exception as exc:  # noqa: B902 - a worker must survive any frame
@@ -273,7 +259,7 @@ class SegmentationNode(Node):
                 'output_rate_hz': cam.published.rate_hz(),
                 'frames_received': cam.received.total,
                 'frames_published': cam.published.total,
-                'frames_dropped': cam.dropped,
+                'frames_dropped': self.mailbox.dropped.get(cam.topic, 0),
                 'end_to_end_ms_p50': cam.end_to_end_ms.percentile(50),
                 'end_to_end_ms_p95': cam.end_to_end_ms.percentile(95),
                 'inference_ms_p50': self.inference_ms.percentile(50),
@@ -285,9 +271,7 @@ class SegmentationNode(Node):
 
     def destroy_node(self) -> None:
         """Stop the worker thread before the node goes."""
-        with self._lock:
-            self._running = False
-            self._lock.notify_all()
+        self.mailbox.close()
         if self._worker.is_alive():
             self._worker.join(timeout=5.0)
         super().destroy_node()

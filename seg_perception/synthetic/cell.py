@@ -132,7 +132,8 @@ class SyntheticCell:
             content = bank.bag_content[looks['content']].astype(np.float32)
             sheen = field[..., 0:1] * 40.0
             alb = content * (1 - looks['opacity']) + looks['tint'] * looks['opacity'] + sheen
-            looks['albedo'] = np.clip(alb, 0, 255).astype(np.uint8)
+            looks['albedo'] = cv2.cvtColor(np.clip(alb, 0, 255).astype(np.uint8),
+                                           cv2.COLOR_RGB2RGBA)
         T_wb = item.T_wi.copy()
         T_wb[:3, 3] -= T_wb[:3, 2] * item.size_m[2] / 2     # base of the bag
         T_cb = np.eye(4)

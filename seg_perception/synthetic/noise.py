@@ -46,9 +46,11 @@ def degrade_depth(rng: np.random.Generator, bank: TextureBank, depth: np.ndarray
                   highlight: np.ndarray) -> np.ndarray:
     """Add z^2-scaled noise and NaN holes at depth edges, on highlights and random dropouts."""
     height, width = depth.shape
-    out = depth.copy()
     k = np.float32(rng.uniform(0.001, 0.003))   # std in metres at 1 m
-    out += _crop(bank.gauss, rng, height, width) * (k * depth * depth)
+    out = np.multiply(k, depth)
+    out *= depth
+    out *= _crop(bank.gauss, rng, height, width)
+    out += depth
     # edges: large local depth range (structured-light shadows and mixed pixels)
     grad = cv2.morphologyEx(depth, cv2.MORPH_GRADIENT, np.ones((3, 3), np.uint8))
     holes = grad > np.float32(rng.uniform(0.012, 0.025))

@@ -43,7 +43,8 @@ class Rasteriser:
         self.ray_y = ((self.v - self.cy) / self.fy).astype(np.float32)
         self.z = np.full((height, width), np.inf, np.float32)
         self.face_id = np.zeros((height, width), np.int32)
-        self.albedo = np.zeros((height, width, 3), np.uint8)
+        self.albedo_rgba = np.zeros((height, width, 4), np.uint8)   # 4 channels copy faster
+        self._fid_fill = np.empty((height, width), np.int32)
         self.bag_shade = np.ones((height, width), np.float32)    # written by height fields
         self.bag_spec = np.zeros((height, width), np.float32)
         self.normals_c: list[np.ndarray] = [np.array([0.0, 0.0, -1.0])]
@@ -54,6 +55,11 @@ class Rasteriser:
         self.face_instance: list[int] = [0]
         self.face_shade: list[float] = [1.0]
         self.face_is_bag: list[bool] = [False]
+
+    @property
+    def albedo(self) -> np.ndarray:
+        """Return the (H, W, 3) uint8 RGB albedo drawn so far."""
+        return cv2.cvtColor(self.albedo_rgba, cv2.COLOR_RGBA2RGB)
 
     def project(self, pts_c: np.ndarray) -> np.ndarray:
         """Project (N, 3) camera points to pixels."""
@@ -84,24 +90,33 @@ class Rasteriser:
     def resolve(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """Return (labels, instances, shade, bag_spec) per pixel from the face id buffer."""
         fid = self.face_id
-        labels = np.take(np.asarray(self.face_label, np.uint8), fid)
-        instances = np.take(np.asarray(self.face_instance, np.uint16), fid)
-        shade = np.take(np.asarray(self.face_shade, np.float32), fid)
+        count = len(self.face_label)
+        if count <= 256:    # 8-bit face ids: table look-ups run as cv2.LUT
+            index = fid.astype(np.uint8)
+
+            def per_pixel(values: list, dtype: type) -> np.ndarray:
+                table = np.zeros(256, dtype)
+                table[:count] = values
+                return cv2.LUT(index, table)
+        else:
+            def per_pixel(values: list, dtype: type) -> np.ndarray:
+                return np.take(np.asarray(values, dtype), fid)
+        labels = per_pixel(self.face_label, np.uint8)
+        instances = per_pixel(self.face_instance, np.uint16)
+        shade = per_pixel(self.face_shade, np.float32)
         spec = np.zeros_like(shade)
         for k in np.flatnonzero(self.face_is_bag):
             x0, y0, x1, y1 = self.face_bbox[k]
-            sel = fid[y0:y1, x0:x1] == k
-            np.copyto(shade[y0:y1, x0:x1], self.bag_shade[y0:y1, x0:x1], where=sel)
-            np.copyto(spec[y0:y1, x0:x1], self.bag_spec[y0:y1, x0:x1], where=sel)
+            sel = cv2.compare(fid[y0:y1, x0:x1], float(k), cv2.CMP_EQ)
+            cv2.copyTo(self.bag_shade[y0:y1, x0:x1], sel, shade[y0:y1, x0:x1])
+            cv2.copyTo(self.bag_spec[y0:y1, x0:x1], sel, spec[y0:y1, x0:x1])
         return labels, instances, shade, spec
 
     @staticmethod
     def _tight(vis: np.ndarray) -> tuple[int, int, int, int] | None:
-        rows = np.flatnonzero(vis.any(axis=1))
-        if rows.size == 0:
-            return None
-        cols = np.flatnonzero(vis[rows[0]:rows[-1] + 1].any(axis=0))
-        return int(cols[0]), int(rows[0]), int(cols[-1]) + 1, int(rows[-1]) + 1
+        """Return the (x0, y0, x1, y1) box of the non-zero pixels of a uint8 mask, or None."""
+        x, y, w, h = cv2.boundingRect(vis)
+        return (x, y, x + w, y + h) if w else None
 
     def inverse_depth(self, normal_c: np.ndarray, dist: float, x0: int, y0: int, x1: int,
                       y1: int) -> np.ndarray:
@@ -118,21 +133,19 @@ class Rasteriser:
         verts_c = face.verts_w @ R_cw.T + t_cw
         normal_c = R_cw @ face.normal_w
         dist = float(normal_c @ verts_c[0])
-        if dist > -1e-6 or np.any(verts_c[:, 2] < 0.05):   # back-facing, edge-on or behind
+        if dist > -1e-6 or verts_c[:, 2].min() < 0.05:   # back-facing, edge-on or behind
             return 0
         p = self.project(verts_c)
         box = self._bbox(p)
         if box is None:
             return 0
         x0, y0, x1, y1 = box
-        h, w = y1 - y0, x1 - x0
-        mask = np.zeros((h, w), np.uint8)
-        cv2.fillPoly(mask, [np.round((p - (x0, y0)) * 16).astype(np.int32)], 1, cv2.LINE_8,
+        vis = np.zeros((y1 - y0, x1 - x0), np.uint8)
+        cv2.fillPoly(vis, [np.round((p - (x0, y0)) * 16).astype(np.int32)], 1, cv2.LINE_8,
                      shift=4)
+        pixels = cv2.countNonZero(vis) if face.item >= 0 else 0
         with np.errstate(divide='ignore'):
-            zs = np.reciprocal(self.inverse_depth(normal_c, float(dist), x0, y0, x1, y1))
-        pixels = int(np.count_nonzero(mask)) if face.item >= 0 else 0
-        vis = mask.view(bool)
+            zs = np.reciprocal(self.inverse_depth(normal_c, dist, x0, y0, x1, y1))
         vis &= zs < self.z[y0:y1, x0:x1]
         fid = self._new_face(normal_c, face.gloss, box, pixels, face.label, face.instance, shade)
         tight = self._tight(vis)
@@ -153,11 +166,18 @@ class Rasteriser:
         vis = vis[ty0:ty1, tx0:tx1]
         if face.alpha:
             vis &= warped[..., 3] > 127
-        sl = (slice(y0 + ty0, y0 + ty1), slice(x0 + tx0, x0 + tx1))
-        np.copyto(self.z[sl], zs[ty0:ty1, tx0:tx1], where=vis)
-        np.copyto(self.face_id[sl], fid, where=vis)
-        np.copyto(self.albedo[sl], warped[..., :3], where=vis[..., None])
+        self._write(fid, (slice(y0 + ty0, y0 + ty1), slice(x0 + tx0, x0 + tx1)),
+                    zs[ty0:ty1, tx0:tx1], warped, vis)
         return fid
+
+    def _write(self, fid: int, sl: tuple[slice, slice], z: np.ndarray, albedo: np.ndarray,
+               mask: np.ndarray) -> None:
+        """Write depth, face id and RGBA albedo of face `fid` where `mask` is non-zero."""
+        fill = self._fid_fill[sl]
+        fill.fill(fid)
+        cv2.copyTo(z, mask, self.z[sl])
+        cv2.copyTo(fill, mask, self.face_id[sl])
+        cv2.copyTo(albedo, mask, self.albedo_rgba[sl])
 
     def draw_ground(self, *, z_w: float, R_cw: np.ndarray, t_cw: np.ndarray, texture: np.ndarray,
                     texels_per_m: float, label: int, shade: float) -> int:
@@ -168,7 +188,7 @@ class Rasteriser:
             raise ValueError(f'camera is not above the ground plane z={z_w} m')
         W, H = self.width, self.height
         fid = self._new_face(normal_c, 0.05, (0, 0, W, H), W * H, label, 0, shade)
-        empty = np.isinf(self.z)
+        empty = cv2.compare(self.z, np.inf, cv2.CMP_EQ)    # 255 where nothing is drawn yet
         tight = self._tight(empty)
         if tight is None:
             return fid
@@ -186,9 +206,7 @@ class Rasteriser:
                                      borderMode=cv2.BORDER_WRAP)
         vis = empty[y0:y1, x0:x1]
         sl = (slice(y0, y1), slice(x0, x1))
-        np.copyto(self.z[sl], np.reciprocal(inv), where=vis)
-        np.copyto(self.face_id[sl], fid, where=vis)
-        np.copyto(self.albedo[sl], warped[..., :3], where=vis[..., None])
+        self._write(fid, sl, np.reciprocal(inv), warped, vis)
         return fid
 
     def draw_heightfield(self, *, T_cw_item: np.ndarray, half_size: tuple[float, float],
@@ -223,15 +241,23 @@ class Rasteriser:
         cxm = np.float32((S - 1) / 2)
         h = np.full(dz.shape, height_m, np.float32)
         hmap = field[..., 0] * np.float32(height_m)
+        t, mx, my = np.empty_like(dz), np.empty_like(dz), np.empty_like(dz)
+
+        def march() -> None:
+            # in place, same float32 operations as t = (h - oz) / dz, mx = (ox + t dx) kx + c
+            np.subtract(h, np.float32(o[2]), out=t)
+            np.multiply(t, inv_dz, out=t)
+            for m, d, k, o_m in ((mx, dx, kx, o[0]), (my, dy, ky, o[1])):
+                np.multiply(t, d, out=m)
+                m += np.float32(o_m)
+                m *= k
+                m += cxm
+
         for _ in range(4):
-            t = (h - np.float32(o[2])) * inv_dz
-            mx = (np.float32(o[0]) + t * dx) * kx + cxm
-            my = (np.float32(o[1]) + t * dy) * ky + cxm
+            march()
             h = cv2.remap(hmap, mx, my, cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT,
                           borderValue=0.0)
-        t = (h - np.float32(o[2])) * inv_dz
-        mx = (np.float32(o[0]) + t * dx) * kx + cxm
-        my = (np.float32(o[1]) + t * dy) * ky + cxm
+        march()
         smp = cv2.remap(field, mx, my, cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT,
                         borderValue=(0.0, 0.0, 0.0, 0.0))
         inside = smp[..., 3] > 0.5
@@ -259,12 +285,11 @@ class Rasteriser:
         ndh = np.maximum((nx * hx_ + ny * hy_ + nz * hz_) * hn, 0.0)
         spec = np.float32(gloss) * ndh ** np.float32(shininess)
         col = cv2.remap(albedo, mx, my, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
-        np.copyto(zb, zs, where=vis)
-        np.copyto(self.face_id[y0:y1, x0:x1], fid, where=vis)
-        np.copyto(self.bag_shade[y0:y1, x0:x1], (ambient + diffuse * lam).astype(np.float32),
-                  where=vis)
-        np.copyto(self.bag_spec[y0:y1, x0:x1], spec.astype(np.float32), where=vis)
-        np.copyto(self.albedo[y0:y1, x0:x1], col, where=vis[..., None])
+        mask = vis.view(np.uint8)
+        sl = (slice(y0, y1), slice(x0, x1))
+        self._write(fid, sl, zs, col, mask)
+        cv2.copyTo((ambient + diffuse * lam).astype(np.float32), mask, self.bag_shade[sl])
+        cv2.copyTo(spec.astype(np.float32), mask, self.bag_spec[sl])
         return fid, int(np.count_nonzero(inside))
 
     def draw_polyline(self, *, pts_w: np.ndarray, R_cw: np.ndarray, t_cw: np.ndarray,
@@ -284,4 +309,4 @@ class Rasteriser:
         cv2.polylines(mask, [np.round((p - (x0, y0)) * 16).astype(np.int32)], False, 1, thick,
                       cv2.LINE_8, shift=4)
         vis = mask.view(bool) & (self.face_id[y0:y1, x0:x1] == on_face)
-        self.albedo[y0:y1, x0:x1][vis] = colour
+        self.albedo_rgba[y0:y1, x0:x1, :3][vis] = colour

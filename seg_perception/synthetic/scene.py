@@ -127,7 +127,7 @@ def sample_items(rng: np.random.Generator, surf: SurfaceSpec, count: int) -> lis
             grid = (pts + (length / 2, width / 2)) / _GRID_M
             mask = np.zeros_like(hmap, np.uint8)
             cv2.fillPoly(mask, [np.round(grid * 16).astype(np.int32)], 1, shift=4)
-            cells = hmap[mask > 0]
+            cells = hmap[mask.view(bool)]
             if cells.size == 0:
                 continue
             support = float(cells.max())
@@ -152,7 +152,8 @@ def sample_items(rng: np.random.Generator, surf: SurfaceSpec, count: int) -> lis
         item.looks['support_z'] = support
         items.append(item)
         rise = fh * (0.85 if kind == 'polybag' else 1.0)
-        hmap[mask > 0] = np.maximum(hmap[mask > 0], support + rise)
+        footprint = mask.view(bool)
+        hmap[footprint] = np.maximum(hmap[footprint], support + rise)
         del idx
     return items
 

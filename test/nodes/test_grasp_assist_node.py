@@ -42,17 +42,17 @@ def running_node():
 class Feeder:
     """Publish labels, depth, colour and CameraInfo the way the camera and segmentation do."""
 
-    def __init__(self, probe) -> None:
+    def __init__(self, probe, ns: str = '', *, with_color: bool = True) -> None:
         node = probe.node
-        self.labels = node.create_publisher(Image, 'color/segmentation/labels', RELIABLE)
-        self.depth = node.create_publisher(Image, 'depth/image_rect', RELIABLE)
-        self.color = node.create_publisher(Image, 'color/image_raw', RELIABLE)
-        self.info = node.create_publisher(CameraInfo, 'depth/camera_info', RELIABLE)
-        for pub in (self.labels, self.depth, self.color, self.info):
+        self.labels = node.create_publisher(Image, ns + 'color/segmentation/labels', RELIABLE)
+        self.depth = node.create_publisher(Image, ns + 'depth/image_rect', RELIABLE)
+        self.color = node.create_publisher(Image, ns + 'color/image_raw', RELIABLE)
+        self.info = node.create_publisher(CameraInfo, ns + 'depth/camera_info', RELIABLE)
+        for pub in (self.labels, self.depth, self.info) + ((self.color,) if with_color else ()):
             probe.wait_for_subscribers(pub, timeout_s=60.0)
 
     def send(self, frame, sec: int, *, labels=None, depth_encoding='32FC1', info=None,
-             label_sec=None) -> None:
+             label_sec=None, depth=None) -> None:
         header = numpy_to_image(frame.labels, 'mono8').header
         header.stamp.sec, header.frame_id = sec, 'camera_color_optical_frame'
         if info is not None:
@@ -63,7 +63,9 @@ class Feeder:
         self.labels.publish(numpy_to_image(frame.labels if labels is None else labels,
                                            'mono8', label_header))
         self.color.publish(numpy_to_image(frame.rgb, 'rgb8', header))
-        self.depth.publish(depth_message(frame.depth_m, depth_encoding, header))
+        if depth is not None:
+            depth.header = header
+        self.depth.publish(depth or depth_message(frame.depth_m, depth_encoding, header))
 
 
 def test_candidates_cloud_poses_and_markers_share_the_depth_header(
@@ -155,22 +157,24 @@ def test_bad_inputs_are_counted_and_survived(running_node, ros_probe, frames) ->
     assert 'CameraInfo refused' in running_node.output
 
 
-def test_unknown_depth_encoding_is_refused(ros_probe, frames) -> None:
+def test_unknown_depth_encoding_and_missing_camera_info_are_counted(ros_probe, frames) -> None:
     diagnostics = ros_probe.subscribe(DiagnosticArray, '/diagnostics', 10)
-    with NodeProcess(NODE, params={'qos_reliability': 'reliable',
-                                   'diagnostics_period_s': 0.5}) as proc:
-        feeder = Feeder(ros_probe)
+    # A namespace of its own, so the module's other node does not answer for this one.
+    with NodeProcess(NODE, params={'qos_reliability': 'reliable', 'diagnostics_period_s': 0.5},
+                     remaps={'__ns': '/isolated'}) as proc:
+        feeder = Feeder(ros_probe, ns='/isolated/', with_color=False)
         frame = frames[0]
+        # Depth and labels but no CameraInfo at all: reported as missing.
         header = numpy_to_image(frame.labels, 'mono8').header
         header.stamp.sec = 400
         feeder.labels.publish(numpy_to_image(frame.labels, 'mono8', header))
-        feeder.depth.publish(numpy_to_image(frame.rgb, 'rgb8', header))  # not a depth image
+        feeder.depth.publish(depth_message(frame.depth_m, '32FC1', header))
         assert wait_until(lambda: _problem_total(diagnostics, 'problem:missing_camera_info')
-                          + _problem_total(diagnostics,
-                                           'problem:bad_input:UnsupportedDepthEncodingError')
                           >= 1, 30.0)
-        feeder.send(frame, 401)
-        feeder.depth.publish(numpy_to_image(frame.rgb, 'rgb8', header))
+        # A colour image where depth belongs: refused by its encoding.
+        feeder.send(frame, 401, depth=numpy_to_image(frame.rgb, 'rgb8'))
+        assert wait_until(lambda: _problem_total(
+            diagnostics, 'problem:bad_input:UnsupportedDepthEncodingError') >= 1, 30.0)
         assert proc.is_running()
 
 

@@ -169,3 +169,23 @@ def test_bad_config_and_seed_are_rejected(cell):
         SyntheticConfig(640, 480)   # keyword-only
     with pytest.raises(ValueError, match='seed'):
         cell.render(-1)
+
+
+def test_resolve_table_lookup_matches_take_beyond_256_faces():
+    """Face ids above 255 fall back from cv2.LUT to np.take with the same per-pixel result."""
+    from seg_perception.synthetic.render import Rasteriser
+    r = Rasteriser(width=32, height=24, K=np.array([[30.0, 0, 15.5], [0, 30.0, 11.5],
+                                                    [0, 0, 1]]))
+    rng = np.random.default_rng(0)
+    for count in (200, 300):
+        r.face_label = rng.integers(0, 6, count).tolist()
+        r.face_instance = rng.integers(0, 60000, count).tolist()
+        r.face_shade = rng.random(count).astype(np.float32).tolist()
+        r.face_is_bag = [False] * count
+        r.face_id = rng.integers(0, count, (24, 32)).astype(np.int32)
+        labels, instances, shade, spec = r.resolve()
+        assert labels.dtype == np.uint8 and instances.dtype == np.uint16
+        assert np.array_equal(labels, np.asarray(r.face_label, np.uint8)[r.face_id])
+        assert np.array_equal(instances, np.asarray(r.face_instance, np.uint16)[r.face_id])
+        assert np.array_equal(shade, np.asarray(r.face_shade, np.float32)[r.face_id])
+        assert not spec.any()
