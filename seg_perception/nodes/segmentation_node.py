@@ -17,6 +17,7 @@ from rclpy.node import Node
 from rclpy.parameter import Parameter
 from sensor_msgs.msg import CompressedImage, Image
 from std_msgs.msg import ColorRGBA
+import torch
 
 from seg_interfaces.msg import LabelInfo
 from seg_perception.conversions import (
@@ -66,6 +67,7 @@ PARAMETERS = (
     ParamSpec('qos_depth', 1, 'Input queue depth (1 = newest frame only)'),
     ParamSpec('max_rate_hz', 0.0, 'Upper bound on processed frames/s per node (0 = unlimited)',
               runtime=True),
+    ParamSpec('torch_threads', 0, 'CPU threads for inference (0 = torch default)'),
     ParamSpec('warmup_iterations', 2, 'Forward passes run at start-up before frames arrive'),
     ParamSpec('diagnostics_period_s', 1.0, 'Period of /diagnostics messages, seconds'),
     ParamSpec('stale_after_s', 3.0, 'A camera with no frame for this long is reported stale'),
@@ -183,6 +185,9 @@ class SegmentationNode(Node):
 
     # --- worker thread: convert, batch, infer, publish
     def _work(self) -> None:
+        if self.settings.torch_threads > 0:
+            # Set here: the thread count of torch's intra-op pool is taken per calling thread.
+            torch.set_num_threads(self.settings.torch_threads)
         next_allowed = 0.0
         while not self.mailbox.closed:
             # Rate limit: frames keep arriving (and replacing each other) while we wait.
@@ -220,10 +225,16 @@ class SegmentationNode(Node):
         if not frames:
             return
         s = self.settings
-        results = self.engine.segment(frames, masks_for=self._mask_ids,
-                                      confidence=s.publish_confidence,
-                                      overlay=s.publish_overlay,
-                                      overlay_alpha=s.overlay_alpha)
+        cams = [cam for cam, _, _ in valid]
+        # Lazy outputs: masks, overlay and confidence cost full-resolution work; compute them
+        # only while someone subscribes (labels always go out).
+        results = self.engine.segment(
+            frames, masks_for=[cid for cid in self._mask_ids
+                               if _subscribed(c.mask_publishers.get(cid) for c in cams)],
+            confidence=s.publish_confidence and _subscribed(
+                c.publishers['confidence'] for c in cams),
+            overlay=s.publish_overlay and _subscribed(c.publishers['overlay'] for c in cams),
+            overlay_alpha=s.overlay_alpha)
         self.inference_ms.add(results[0].inference_ms)
         for (cam, msg, received_ns), result in zip(valid, results):
             header = msg.header
@@ -275,6 +286,11 @@ class SegmentationNode(Node):
         if self._worker.is_alive():
             self._worker.join(timeout=5.0)
         super().destroy_node()
+
+
+def _subscribed(publishers: Any) -> bool:
+    """Return True when any of the publishers has a subscriber."""
+    return any(p is not None and p.get_subscription_count() > 0 for p in publishers)
 
 
 def main(args: list[str] | None = None) -> int:

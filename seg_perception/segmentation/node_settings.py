@@ -39,6 +39,7 @@ class SegmentationNodeSettings:
     output_qos_reliability: str
     qos_depth: int
     max_rate_hz: float
+    torch_threads: int
     warmup_iterations: int
     diagnostics_period_s: float
     stale_after_s: float
@@ -64,6 +65,7 @@ class SegmentationNodeSettings:
             qos_reliability=str(values['qos_reliability']),
             output_qos_reliability=str(values['output_qos_reliability']),
             qos_depth=int(values['qos_depth']), max_rate_hz=float(values['max_rate_hz']),
+            torch_threads=int(values['torch_threads']),
             warmup_iterations=int(values['warmup_iterations']),
             diagnostics_period_s=float(values['diagnostics_period_s']),
             stale_after_s=float(values['stale_after_s']))
@@ -92,6 +94,9 @@ class SegmentationNodeSettings:
         if self.max_rate_hz < 0:
             raise SettingsError(f'max_rate_hz must be >= 0 (0 = unlimited), got '
                                 f'{self.max_rate_hz}')
+        if self.torch_threads < 0:
+            raise SettingsError(f'torch_threads must be >= 0 (0 = default), got '
+                                f'{self.torch_threads}')
         if self.qos_depth < 1:
             raise SettingsError(f'qos_depth must be >= 1, got {self.qos_depth}')
         if self.diagnostics_period_s <= 0 or self.stale_after_s <= 0:
