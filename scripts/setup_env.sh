@@ -42,8 +42,17 @@ if [ "$(cat "$STAMP_DIR/requirements.sha" 2>/dev/null)" != "$req_hash" ]; then
   log "installing Python packages (first run: several minutes, torch is ~5 GB)"
   # The machine's pip configuration points at a local CPU-only torch build that cannot load
   # PyPI's torchvision; install the regular PyPI pair with that configuration out of the way.
-  env -u PIP_FIND_LINKS PIP_CONFIG_FILE=/dev/null "$PY" -m pip install -q --upgrade pip
-  env -u PIP_FIND_LINKS PIP_CONFIG_FILE=/dev/null "$PY" -m pip install -q -r "$REQ"
+  pip_log="$STAMP_DIR/pip-install.log"
+  pip_install() {
+    if ! env -u PIP_FIND_LINKS PIP_CONFIG_FILE=/dev/null "$PY" -m pip install --progress-bar off \
+        --retries 10 --timeout 120 "$@" > "$pip_log" 2>&1; then
+      tail -n 30 "$pip_log" >&2
+      log "pip install failed (full log: $pip_log)"
+      exit 1
+    fi
+  }
+  pip_install --upgrade pip
+  pip_install -r "$REQ"
   # Defect repair: the ROS wheels' CMake export files name the build machine's Python
   # (/opt/python/cp311-cp311/...). Rewrite them to this interpreter's include dir and
   # site-packages, or find_package() of the rosidl generators fails when building seg_interfaces.
@@ -63,8 +72,12 @@ fi
 export AMENT_PREFIX_PATH="$VENV${AMENT_PREFIX_PATH:+:$AMENT_PREFIX_PATH}"
 export CMAKE_PREFIX_PATH="$VENV${CMAKE_PREFIX_PATH:+:$CMAKE_PREFIX_PATH}"
 export PATH="$VENV/bin:$PATH"
-src_hash="$(find seg_interfaces package.xml setup.py setup.cfg colcon.pkg resource seg_perception launch config \
-  -type f -not -path '*/__pycache__/*' -print0 2>/dev/null | sort -z | xargs -0 sha256sum | sha256sum | cut -c1-16)"
+src_paths=()
+for p in seg_interfaces package.xml setup.py setup.cfg colcon.pkg resource seg_perception launch config; do
+  [ -e "$p" ] && src_paths+=("$p")
+done
+src_hash="$(find "${src_paths[@]}" -type f -not -path '*/__pycache__/*' -print0 | sort -z \
+  | xargs -0 sha256sum | sha256sum | cut -c1-16)"
 if [ "$(cat "$STAMP_DIR/build.sha" 2>/dev/null)" != "$src_hash" ] || [ ! -f install/setup.bash ]; then
   log "colcon build (seg_interfaces, seg_perception)"
   "$VENV/bin/colcon" --log-base build/colcon_log build \
