@@ -1,0 +1,315 @@
+"""`seg_perception bench segmentation`: the model alone vs. segmentation_node through ROS.
+
+One run measures, for one model, resolution and number of cameras:
+
+* model_only: the network on a normalised batch already on the device (the floor);
+* engine: `engine.segment()` with the node's default outputs (4 masks + overlay), in process;
+* node_fixed_rate / node_max_rate: the real segmentation_node in its own process, fed by
+  `seg_perception.nodes.bench_driver` (another process) at `--rate-hz` and then in a closed loop
+  as fast as the node consumes; latency = labels receive time - input header stamp.
+
+It prints a table and writes JSON (default build/bench/segmentation.json) with
+`overhead_ratio` = node max-rate frames/s / model-only frames/s and `added_latency_ms` = node p50
+latency at the fixed rate - model-only p50. This module imports no rclpy: ROS runs in the
+processes that `ros_load` starts.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+from pathlib import Path
+import platform
+import shlex
+import sys
+import threading
+import time
+from typing import Any
+
+from seg_perception.bench import ros_load
+
+DEFAULT_MASK_CLASSES = ('box', 'polybag', 'envelope', 'cylinder')  # the node's default
+TARGET_OVERHEAD_RATIO = 0.90
+TARGET_ADDED_LATENCY_MS = 8.0
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add the benchmark's options."""
+    parser.add_argument('--model', default='default',
+                        help="'default' (shipped), a registry name (e.g. unet_small, "
+                             'lraspp_mobilenet_v3_large) or a model file')
+    parser.add_argument('--width', type=int, default=640)
+    parser.add_argument('--height', type=int, default=480)
+    parser.add_argument('--device', default='auto', help="'auto', 'cpu', 'cuda', 'cuda:N'")
+    parser.add_argument('--precision', default='fp16', choices=('fp32', 'fp16', 'bf16'),
+                        help='reduced precision on CUDA only (the node default, fp16)')
+    parser.add_argument('--cameras', type=int, default=1,
+                        help='cameras fed to one node (their frames are batched)')
+    parser.add_argument('--rate-hz', type=float, default=10.0, help='fixed input rate per camera')
+    parser.add_argument('--frames', type=int, default=100,
+                        help='frames per camera in each node phase (fixed and max rate)')
+    parser.add_argument('--model-iterations', type=int, default=50,
+                        help='timed calls of the model-only and engine measurements')
+    parser.add_argument('--transport', default='shm', choices=(*ros_load.TRANSPORTS, 'both'),
+                        help="DDS transport: 'shm' (Fast DDS profile config/fastdds_shm.xml), "
+                             "'udp' (Fast DDS defaults), 'both' (shm first, then udp)")
+    parser.add_argument('--window', type=int, default=2,
+                        help='max-rate phase: frames in flight per camera (2 = one processed, '
+                             'one waiting)')
+    parser.add_argument('--torch-threads', type=int, default=0,
+                        help='torch threads here and in the node (0 = torch default)')
+    parser.add_argument('--node-param', action='append', default=[], metavar='NAME:=VALUE',
+                        help='extra segmentation_node parameter (repeatable), e.g. '
+                             'publish_overlay:=false')
+    parser.add_argument('--node-module', default=ros_load.NODE_MODULE,
+                        help='node module to run (for experiments on a modified copy)')
+    parser.add_argument('--domain-id', type=int, default=0,
+                        help='ROS_DOMAIN_ID (0 = a private one derived from the process id)')
+    parser.add_argument('--timeout-s', type=float, default=900.0,
+                        help='limit for each node run (start-up included)')
+    parser.add_argument('--output', type=Path, default=Path('build/bench/segmentation.json'))
+
+
+def _validate(args: argparse.Namespace) -> None:
+    if args.width < 8 or args.height < 8:
+        raise ValueError(f'--width/--height must be >= 8, got {args.width}x{args.height}')
+    if args.cameras < 1 or args.frames < 1 or args.model_iterations < 1 or args.window < 1:
+        raise ValueError('--cameras, --frames, --model-iterations and --window must be >= 1')
+    if args.rate_hz <= 0:
+        raise ValueError(f'--rate-hz must be > 0, got {args.rate_hz}')
+    if args.torch_threads < 0:
+        raise ValueError(f'--torch-threads must be >= 0, got {args.torch_threads}')
+    for item in args.node_param:
+        if ':=' not in item:
+            raise ValueError(f'--node-param {item!r} is not NAME:=VALUE')
+
+
+def cpu_model() -> str:
+    """Return the CPU model name from /proc/cpuinfo (or platform.processor())."""
+    try:
+        for line in Path('/proc/cpuinfo').read_text().splitlines():
+            if line.lower().startswith('model name'):
+                return line.split(':', 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def _load_average() -> list[float]:
+    try:
+        return [round(v, 2) for v in os.getloadavg()]
+    except OSError:
+        return []
+
+
+def measure_in_process(args: argparse.Namespace) -> dict[str, Any]:
+    """Measure model-only and the engine with the node's outputs; return both and the context.
+
+    Like the node: the engine is built (and warmed up) in the main thread and runs in a worker
+    thread. On CPU this matters: torch's OpenMP team belongs to the thread that first used it;
+    on this loaded 2-core machine that thread ran the network 3-5x slower (2 spinning OpenMP
+    threads fighting other processes) than a worker thread, which used about one core.
+    """
+    import torch
+
+    from seg_perception.segmentation.engine import EngineConfig, SegmentationEngine
+
+    if args.torch_threads:
+        torch.set_num_threads(args.torch_threads)
+    engine = SegmentationEngine(EngineConfig(model=args.model, device=args.device,
+                                             precision=args.precision, warmup_iterations=2))
+    box: dict[str, Any] = {}
+
+    def work() -> None:
+        try:
+            box.update(_measure(args, engine))
+        except BaseException as exc:  # noqa: B902 - re-raised in the calling thread
+            box['error'] = exc
+
+    worker = threading.Thread(target=work, name='bench_engine_worker', daemon=True)
+    worker.start()
+    worker.join()
+    if 'error' in box:
+        raise box['error']
+    device = engine.device
+    box['context'] = {
+        'device': str(device),
+        'device_name': torch.cuda.get_device_name(device) if device.type == 'cuda'
+        else cpu_model(),
+        'torch_threads': torch.get_num_threads(),
+        'torch': torch.__version__,
+        'model_name': engine.model_name,
+        'network_input_hw': list(engine.input_size),
+        'engine_notes': list(engine.notes),
+    }
+    return box
+
+
+def _measure(args: argparse.Namespace, engine: Any) -> dict[str, Any]:
+    """Time model-only and engine.segment() with the node's default outputs (worker thread)."""
+    from seg_perception.bench.segmentation_model import measure_engine, measure_model_only
+
+    names = {c.name for c in engine.class_set}
+    mask_ids = tuple(engine.class_set.by_name(n).id for n in DEFAULT_MASK_CLASSES if n in names)
+    warmup = min(5, args.model_iterations)
+    cpu_start, wall_start = time.process_time(), time.perf_counter()
+    model_only = measure_model_only(engine, width=args.width, height=args.height,
+                                    cameras=args.cameras, iterations=args.model_iterations,
+                                    warmup=warmup)
+    wall_s = time.perf_counter() - wall_start
+    model_only['fps'] = model_only['frames_per_s']
+    model_only['cores_used'] = (time.process_time() - cpu_start) / wall_s
+    full = measure_engine(engine, width=args.width, height=args.height, cameras=args.cameras,
+                          iterations=args.model_iterations, warmup=warmup, masks_for=mask_ids,
+                          overlay=True)
+    full['fps'] = full['frames_per_s']
+    return {'model_only': model_only, 'engine': full}
+
+
+def node_parameters(args: argparse.Namespace) -> dict[str, Any]:
+    """Return the segmentation_node parameters of this benchmark."""
+    params: dict[str, Any] = {
+        'image_topics': [f'cam{i}/image_raw' for i in range(args.cameras)],
+        'model': args.model, 'device': args.device, 'precision': args.precision,
+        'warmup_iterations': 2,
+    }
+    for item in args.node_param:
+        key, _, value = item.partition(':=')
+        params[key] = value
+    return params
+
+
+def measure_node(args: argparse.Namespace, transport: str, domain_id: int) -> dict[str, Any]:
+    """Run the node and the driver once over `transport`; return the driver's figures."""
+    build = Path('build')
+    env = ros_load.ros_environment(domain_id=domain_id, transport=transport,
+                                   log_dir=(build / 'ros_log').resolve(),
+                                   torch_threads=args.torch_threads or None)
+    driver_args = ['--cameras', str(args.cameras), '--width', str(args.width),
+                   '--height', str(args.height), '--rate-hz', str(args.rate_hz),
+                   '--frames', str(args.frames), '--max-frames', str(args.frames),
+                   '--window', str(args.window)]
+    load_before = _load_average()
+    result = ros_load.run_node_benchmark(
+        node_params=node_parameters(args), driver_args=driver_args, env=env,
+        work_dir=(build / 'bench' / 'segmentation_runs').resolve(), timeout_s=args.timeout_s,
+        node_module=args.node_module, label=transport)
+    result['transport'] = transport
+    result['fastdds_profile'] = env.get('FASTDDS_DEFAULT_PROFILES_FILE')
+    result['load_average_before'] = load_before
+    result['load_average_after'] = _load_average()
+    return result
+
+
+def _ratios(model_only: dict[str, Any], node: dict[str, Any]) -> dict[str, Any]:
+    fixed, maximum = node['fixed_rate'], node['max_rate']
+    ratio = maximum['fps'] / model_only['fps'] if model_only['fps'] > 0 else 0.0
+    added = fixed.get('latency_p50_ms', float('nan')) - model_only['p50_ms']
+    return {'overhead_ratio': ratio, 'added_latency_ms': added,
+            'meets_overhead_target': ratio >= TARGET_OVERHEAD_RATIO,
+            'meets_latency_target': added <= TARGET_ADDED_LATENCY_MS}
+
+
+def build_report(args: argparse.Namespace, measured: dict[str, Any],
+                 nodes: dict[str, dict[str, Any]], load_start: list[float]) -> dict[str, Any]:
+    """Assemble the JSON document (first transport's figures at the top level)."""
+    primary = next(iter(nodes))
+    node = nodes[primary]
+    ctx = measured['context']
+    report: dict[str, Any] = {
+        'benchmark': 'segmentation',
+        'created': datetime.datetime.now(datetime.timezone.utc).isoformat(timespec='seconds'),
+        'command': 'seg_perception bench segmentation ' + ' '.join(
+            shlex.quote(a) for a in sys.argv[3:]) if sys.argv[1:3] == ['bench', 'segmentation']
+        else ' '.join(shlex.quote(a) for a in sys.argv),
+        'device_name': ctx['device_name'], 'device': ctx['device'],
+        'cpu_model': cpu_model(), 'cpu_count': os.cpu_count(),
+        'torch_threads': ctx['torch_threads'], 'torch': ctx['torch'],
+        'load_average_start': load_start, 'load_average_end': _load_average(),
+        'model': args.model, 'model_name': ctx['model_name'],
+        'network_input_hw': ctx['network_input_hw'], 'precision': args.precision,
+        'engine_notes': ctx['engine_notes'],
+        'resolution': {'width': args.width, 'height': args.height},
+        'cameras': args.cameras, 'transport': primary,
+        'node_params': node_parameters(args), 'node_module': args.node_module,
+        'model_only': measured['model_only'], 'engine': measured['engine'],
+        'node_fixed_rate': node['fixed_rate'], 'node_max_rate': node['max_rate'],
+        **_ratios(measured['model_only'], node),
+        'targets': {'overhead_ratio_min': TARGET_OVERHEAD_RATIO,
+                    'added_latency_ms_max': TARGET_ADDED_LATENCY_MS},
+        'node_runs': nodes,
+    }
+    if len(nodes) > 1:
+        report['transport_comparison'] = {
+            t: {'fixed_latency_p50_ms': n['fixed_rate'].get('latency_p50_ms'),
+                'max_rate_fps': n['max_rate']['fps'],
+                'max_rate_latency_p50_ms': n['max_rate'].get('latency_p50_ms'),
+                **_ratios(measured['model_only'], n)} for t, n in nodes.items()}
+    return report
+
+
+def _fmt(value: Any, spec: str = '.1f') -> str:
+    return '-' if value is None else format(value, spec)
+
+
+def format_table(report: dict[str, Any]) -> str:
+    """Return the human-readable table of a report."""
+    res = report['resolution']
+    lines = [f"segmentation bench: model {report['model']} ({report['model_name']}), "
+             f"{res['width']}x{res['height']}, {report['cameras']} camera(s), "
+             f"{report['device_name']} ({report['device']}), torch threads "
+             f"{report['torch_threads']}, load avg {report['load_average_start']} -> "
+             f"{report['load_average_end']}",
+             f"{'measurement':34s} {'fps':>7s} {'p50 ms':>8s} {'p95 ms':>8s} {'p99 ms':>8s} "
+             f"{'sent':>5s} {'recv':>5s} {'drop':>5s}"]
+    for name, key in (('model only', 'model_only'), ('engine (4 masks + overlay)', 'engine')):
+        m = report[key]
+        lines.append(f"{name:34s} {m['fps']:7.1f} {m['p50_ms']:8.1f} {m['p95_ms']:8.1f} "
+                     f"{m['p99_ms']:8.1f}")
+    for transport, node in report['node_runs'].items():
+        for phase, label in (('fixed_rate', f"node {node['fixed_rate']['rate_hz']:g} Hz"),
+                             ('max_rate', 'node max rate')):
+            m = node[phase]
+            lines.append(f"{label + ' [' + transport + ']':34s} {m['fps']:7.1f} "
+                         f"{_fmt(m.get('latency_p50_ms')):>8s} {_fmt(m.get('latency_p95_ms')):>8s}"
+                         f" {_fmt(m.get('latency_p99_ms')):>8s} {m['sent']:5d} "
+                         f"{m['received']:5d} {m['dropped']:5d}")
+    lines.append(f"overhead_ratio {report['overhead_ratio']:.3f} (target >= "
+                 f"{TARGET_OVERHEAD_RATIO}), added_latency_ms {report['added_latency_ms']:.1f} "
+                 f"(target <= {TARGET_ADDED_LATENCY_MS:g}) [{report['transport']}]")
+    for transport, c in report.get('transport_comparison', {}).items():
+        lines.append(f"  {transport}: overhead_ratio {c['overhead_ratio']:.3f}, added_latency_ms "
+                     f"{c['added_latency_ms']:.1f}")
+    return '\n'.join(lines)
+
+
+def main(args: argparse.Namespace) -> int:
+    """Run the benchmark, print the table and write the JSON report."""
+    _validate(args)
+    load_start = _load_average()
+    measured = measure_in_process(args)
+    transports = list(ros_load.TRANSPORTS) if args.transport == 'both' else [args.transport]
+    domain_id = args.domain_id or ros_load.private_domain_id()
+    failed: dict[str, str] = {}
+    nodes = {}
+    for transport in transports:
+        print(f'segmentation bench: node run over {transport} (domain {domain_id}) ...',
+              flush=True)
+        try:
+            nodes[transport] = measure_node(args, transport, domain_id)
+        except ros_load.BenchProcessError as exc:
+            print(f'seg_perception bench segmentation: error over {transport}: {exc}',
+                  file=sys.stderr)
+            if not nodes:
+                return 1
+            failed[transport] = str(exc)
+    report = build_report(args, measured, nodes, load_start)
+    if failed:
+        report['failed_runs'] = failed
+    print(format_table(report))
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    args.output.write_text(json.dumps(report, indent=2) + '\n')
+    print(f'wrote {args.output}')
+    return 0

@@ -1,0 +1,81 @@
+"""`seg_perception bench segmentation`: a tiny real run (node and driver over DDS) and its JSON."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+
+from ros_harness import BUILD_DIR
+
+pytest.importorskip('rclpy', reason='rclpy is not installed')
+pytestmark = pytest.mark.ros
+
+from seg_perception.bench import ros_load  # noqa: E402
+from seg_perception.cli import main as cli_main  # noqa: E402
+
+LATENCY_KEYS = ('latency_p50_ms', 'latency_p95_ms', 'latency_p99_ms')
+
+
+def test_tiny_run_writes_every_figure(capsys) -> None:
+    out = BUILD_DIR / 'bench' / 'test_segmentation_smoke.json'
+    out.unlink(missing_ok=True)
+    code = cli_main(['bench', 'segmentation', '--model', 'unet_small', '--width', '64',
+                     '--height', '48', '--frames', '5', '--cameras', '1', '--rate-hz', '20',
+                     '--model-iterations', '2', '--device', 'cpu', '--timeout-s', '120',
+                     '--output', str(out)])
+    assert code == 0
+    report = json.loads(out.read_text())
+    assert report['transport'] == 'shm'
+    assert report['resolution'] == {'width': 64, 'height': 48}
+    assert report['cameras'] == 1 and report['model'] == 'unet_small'
+    assert report['device'] == 'cpu' and report['device_name']
+    assert report['torch_threads'] >= 1
+    for key in ('p50_ms', 'p95_ms', 'p99_ms', 'fps'):
+        assert report['model_only'][key] > 0
+    assert report['model_only']['p50_ms'] <= report['model_only']['p99_ms']
+    for phase in ('node_fixed_rate', 'node_max_rate'):
+        figures = report[phase]
+        assert figures['sent'] == 5
+        assert 1 <= figures['received'] <= figures['sent']
+        assert figures['dropped'] == figures['sent'] - figures['received']
+        assert figures['fps'] > 0
+        assert 0 < figures['latency_p50_ms'] <= figures['latency_p95_ms'] \
+            <= figures['latency_p99_ms']
+    assert report['node_fixed_rate']['rate_hz'] == 20
+    assert report['overhead_ratio'] == pytest.approx(
+        report['node_max_rate']['fps'] / report['model_only']['fps'])
+    assert report['added_latency_ms'] == pytest.approx(
+        report['node_fixed_rate']['latency_p50_ms'] - report['model_only']['p50_ms'])
+    assert math.isfinite(report['added_latency_ms'])
+    assert report['node_runs']['shm']['fastdds_profile'].endswith('fastdds_shm.xml')
+    assert 'overhead_ratio' in capsys.readouterr().out
+
+
+def test_udp_environment_drops_the_shm_profile() -> None:
+    base = {'FASTDDS_DEFAULT_PROFILES_FILE': '/x.xml', 'ROS_LOCALHOST_ONLY': '1'}
+    env = ros_load.ros_environment(domain_id=150, transport='udp', log_dir=BUILD_DIR,
+                                   base=base)
+    assert 'FASTDDS_DEFAULT_PROFILES_FILE' not in env and 'ROS_LOCALHOST_ONLY' not in env
+    assert env['ROS_DOMAIN_ID'] == '150'
+    assert env['ROS_AUTOMATIC_DISCOVERY_RANGE'] == 'LOCALHOST'
+    shm = ros_load.ros_environment(domain_id=150, transport='shm', log_dir=BUILD_DIR, base={})
+    assert shm['FASTDDS_DEFAULT_PROFILES_FILE'] == str(ros_load.shm_profile_path())
+
+
+@pytest.mark.parametrize('kwargs, message', [
+    ({'domain_id': 150, 'transport': 'tcp'}, 'transport'),
+    ({'domain_id': 300, 'transport': 'shm'}, 'ROS_DOMAIN_ID'),
+])
+def test_bad_environment_arguments_are_named(kwargs, message) -> None:
+    with pytest.raises(ValueError, match=message):
+        ros_load.ros_environment(log_dir=BUILD_DIR, base={}, **kwargs)
+
+
+def test_node_command_renders_parameters() -> None:
+    cmd = ros_load.node_command('pkg.node', {'image_topics': ['a/image_raw', 'b/image_raw'],
+                                             'publish_overlay': False, 'max_rate_hz': 2.5})
+    assert cmd[1:] == ['-m', 'pkg.node', '--ros-args', '-p',
+                       "image_topics:=['a/image_raw','b/image_raw']", '-p',
+                       'publish_overlay:=false', '-p', 'max_rate_hz:=2.5']
