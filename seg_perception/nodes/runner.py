@@ -2,40 +2,52 @@
 
 from __future__ import annotations
 
+import signal
 import sys
 from typing import Callable
 
 import rclpy
 from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
 from rclpy.node import Node
+from rclpy.signals import SignalHandlerOptions
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
 
 
 def run_node(factory: Callable[[], Node], name: str, args: list[str] | None = None,
              threads: int = 1) -> int:
     """Create the node with `factory` and spin it; return 0, or 1 with a one-line reason.
 
-    Start-up errors (bad parameters, a missing model) end the process with the reason on stderr,
-    so launch files and scripts see a non-zero exit status instead of a traceback.
+    SIGINT and SIGTERM stop spinning, then the node is destroyed (its worker threads stop) while
+    the ROS context is still valid, and only then is the context shut down, so no publisher
+    outlives its context. Further signals during teardown are ignored (launch sends SIGINT
+    twice). Start-up errors (bad parameters, a missing model) end the process with the reason on
+    stderr, so launch files and scripts see a non-zero exit status instead of a traceback.
     """
-    rclpy.init(args=args)
+    rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO)
+    signal.signal(signal.SIGINT, _interrupt)
+    signal.signal(signal.SIGTERM, _interrupt)
     node = None
     code = 0
     try:
         node = factory()
-        if threads > 1:
-            executor = MultiThreadedExecutor(num_threads=threads)
+        executor = MultiThreadedExecutor(num_threads=threads) if threads > 1 else None
+        if executor is None:
+            rclpy.spin(node)
+        else:
             executor.add_node(node)
             executor.spin()
-        else:
-            rclpy.spin(node)
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
     except Exception as exc:  # noqa: B902 - start-up errors end the process with a reason
         print(f'{name}: error: {exc}', file=sys.stderr)
         code = 1
     finally:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
         if node is not None:
             node.destroy_node()
-        if rclpy.ok():
-            rclpy.try_shutdown()
+        rclpy.try_shutdown()
     return code
