@@ -75,8 +75,7 @@ def load_state_dict_file(model: nn.Module, path: str | Path) -> nn.Module:
         state = torch.load(path, map_location='cpu', weights_only=True)
     except Exception as exc:  # torch raises several types for a corrupt file
         raise ModelBuildError(f'cannot read weights file {str(path)!r}: {exc}') from exc
-    if isinstance(state, dict) and 'state_dict' in state and isinstance(state['state_dict'],
-                                                                         dict):
+    if isinstance(state, dict) and isinstance(state.get('state_dict'), dict):
         state = state['state_dict']
     if not isinstance(state, dict):
         raise ModelBuildError(f'{str(path)!r} does not hold a state_dict (got {type(state)})')
@@ -90,7 +89,7 @@ def load_state_dict_file(model: nn.Module, path: str | Path) -> nn.Module:
 def _build_project(arch: str, *, num_classes: int, pretrained: bool, **kwargs: Any) -> nn.Module:
     if arch == 'unet_small':
         if pretrained:
-            raise ModelBuildError("unet_small has no pretrained weights; use weights=None or "
+            raise ModelBuildError('unet_small has no pretrained weights; use weights=None or '
                                   'a checkpoint path')
         from seg_perception.segmentation.unet import UNetSmall
         return UNetSmall(num_classes=num_classes, **kwargs)
@@ -135,4 +134,3 @@ def _replace_head(arch: str, model: nn.Module, num_classes: int) -> None:
         return
     last = model.classifier[-1]
     model.classifier[-1] = nn.Conv2d(last.in_channels, num_classes, 1)
-

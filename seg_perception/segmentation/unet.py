@@ -1,10 +1,12 @@
 """A small, fast U-Net for CPU inference in a logistics cell.
 
 Why this shape: the scenes hold a few large, mostly flat items on a tote or conveyor, so the
-network needs a wide receptive field more than fine detail. A stride-2 stem drops the full-resolution
-level (the costliest one in a plain U-Net), the encoder doubles its width at each of its levels,
-and the decoder fuses each skip with a single 3x3 convolution after a 1x1 channel reduction. The
-logits are produced at half the input resolution and bilinearly upsampled to the input size.
+network needs a wide receptive field more than fine detail. A stride-2 stem drops the
+full-resolution level (the costliest one in a plain U-Net), the encoder doubles its width at each
+level, and the decoder fuses each skip with a single 3x3 convolution after a 1x1 channel
+reduction. The logits are produced at half the input resolution and bilinearly upsampled to the
+input size. Train and run it in channels-last memory format on CPU (oneDNN is ~10x faster
+there for the backward pass).
 """
 
 from __future__ import annotations
@@ -18,7 +20,8 @@ class UNetConfigError(ValueError):
     """Raised when a U-Net is asked for with invalid hyper-parameters."""
 
 
-def _conv_bn_relu(in_ch: int, out_ch: int, *, stride: int = 1, separable: bool = False) -> nn.Module:
+def _conv_bn_relu(in_ch: int, out_ch: int, *, stride: int = 1,
+                  separable: bool = False) -> nn.Module:
     """Return a 3x3 convolution (plain or depthwise-separable) + BatchNorm + ReLU."""
     if separable and in_ch > 3:
         return nn.Sequential(

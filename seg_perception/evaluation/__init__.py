@@ -1,0 +1,1 @@
+"""Evaluation of segmentation models: metrics (IoU, mIoU, accuracy) and offline/online runs."""

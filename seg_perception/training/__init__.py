@@ -1,0 +1,1 @@
+"""Training and fine-tuning of segmentation models (datasets, augmentation, losses, loop, CLI)."""
