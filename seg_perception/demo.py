@@ -34,10 +34,11 @@ TOPICS = {
     'points': f'{CAMERA}/grasp/graspable_points',
     'poses': f'{CAMERA}/grasp/candidate_poses',
     'markers': f'{CAMERA}/grasp/markers',
+    'candidates': f'{CAMERA}/grasp/candidates',
+    'label_info': f'{CAMERA}/color/segmentation/label_info',
     'diagnostics': '/diagnostics',
 }
 #: custom-typed topics, recorded once bag_recorder can register seg_interfaces types
-OPTIONAL_TOPICS = {'candidates': f'{CAMERA}/grasp/candidates'}
 SEARCH_SEEDS = 300  # how far past --seed to look for the first recorded frame
 OFFLINE_BATCH = 4  # frames per engine call in the offline evaluation
 LABELLED_CANDIDATES = 5  # the overlay PNG writes rank, class and score of the best ones
@@ -128,8 +129,7 @@ def _run_nodes(args: argparse.Namespace, out: Path, model: str) -> bool:
     from tqdm import tqdm
 
     from seg_perception.process_group import ProcessGroup
-    topics = list(TOPICS.values()) + (list(OPTIONAL_TOPICS.values())
-                                      if _recorder_knows_custom_types() else [])
+    topics = list(TOPICS.values())
     group = ProcessGroup(log_dir=out / 'logs')
     interrupted = False
     try:
@@ -173,12 +173,6 @@ def _run_nodes(args: argparse.Namespace, out: Path, model: str) -> bool:
     if not (out / 'bag' / 'metadata.yaml').is_file():
         raise CliError(f'no bag was recorded; see the logs in {out / "logs"}')
     return interrupted
-
-
-def _recorder_knows_custom_types() -> bool:
-    """Return True when the bag writer can store seg_interfaces messages."""
-    from seg_perception.bag.reader import default_typestore
-    return 'seg_interfaces/msg/GraspCandidateArray' in default_typestore().fielddefs
 
 
 def _read_recording(bag: Any) -> dict[str, Any]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+import functools
 from pathlib import Path
 from typing import Any, Iterable, Iterator
 
@@ -37,8 +38,29 @@ class BagMessage:
 
 
 def default_typestore() -> Typestore:
-    """Return the rosbags typestore matching the ROS 2 release this project targets (Kilted)."""
-    return get_typestore(Stores.ROS2_KILTED)
+    """Return the Kilted typestore plus this project's own messages (seg_interfaces)."""
+    store = get_typestore(Stores.ROS2_KILTED)
+    store.register(_project_types())
+    return store
+
+
+@functools.lru_cache(maxsize=1)
+def _project_types() -> dict:
+    """Parse seg_interfaces' .msg files: from the installed share folder, else the source tree."""
+    folders = [Path(__file__).resolve().parents[2] / 'seg_interfaces' / 'msg']
+    try:
+        from ament_index_python.packages import get_package_share_directory
+        folders.insert(0, Path(get_package_share_directory('seg_interfaces')) / 'msg')
+    except (ImportError, LookupError, ValueError):
+        pass
+    types: dict = {}
+    for folder in folders:
+        for path in sorted(folder.glob('*.msg')) if folder.is_dir() else ():
+            types.update(get_types_from_msg(path.read_text(encoding='utf-8'),
+                                            f'seg_interfaces/msg/{path.stem}'))
+        if types:
+            break
+    return types
 
 
 class BagReader:

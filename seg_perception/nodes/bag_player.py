@@ -9,9 +9,10 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-from typing import Callable, Sequence
+from typing import Any, Callable, Iterable, Sequence
 
 import rclpy
+from rclpy.duration import Duration
 from rclpy.qos import HistoryPolicy, QoSProfile
 
 from seg_perception.bag.msgtypes import message_class
@@ -20,6 +21,8 @@ from seg_perception.bag.reader import BagError, BagReader
 from seg_perception.nodes.qos import RELIABILITY
 
 PROG = 'bag_player'
+#: Seconds to wait at the end for reliable subscribers to acknowledge the last messages.
+LINGER_S = 2.0
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -125,6 +128,8 @@ def _play(reader: BagReader, args: argparse.Namespace, argv: list[str]) -> int:
             publishers[message.topic].publish(
                 rawdata if isinstance(rawdata, bytes) else bytes(rawdata))
             progress.update(1)
+        else:
+            _linger(publishers.values(), reliable=args.qos == 'reliable')
     except KeyboardInterrupt:
         pass
     finally:
@@ -133,6 +138,14 @@ def _play(reader: BagReader, args: argparse.Namespace, argv: list[str]) -> int:
         node.destroy_node()
         rclpy.try_shutdown(context=context)
     return 0
+
+
+def _linger(publishers: Iterable[Any], *, reliable: bool) -> None:
+    """Let the last messages reach their subscribers before the publishers go away."""
+    if reliable:
+        for pub in publishers:
+            pub.wait_for_all_acked(Duration(seconds=LINGER_S))
+    time.sleep(0.3)
 
 
 def _sleep(seconds: float, stopped: Callable[[], bool]) -> bool:
