@@ -24,7 +24,6 @@ from pathlib import Path
 import platform
 import shlex
 import sys
-import threading
 import time
 from typing import Any
 
@@ -107,10 +106,9 @@ def _load_average() -> list[float]:
 def measure_in_process(args: argparse.Namespace) -> dict[str, Any]:
     """Measure model-only and the engine with the node's outputs; return both and the context.
 
-    Like the node: the engine is built (and warmed up) in the main thread and runs in a worker
-    thread. On CPU this matters: torch's OpenMP team belongs to the thread that first used it;
-    on this loaded 2-core machine that thread ran the network 3-5x slower (2 spinning OpenMP
-    threads fighting other processes) than a worker thread, which used about one core.
+    Like the node, everything runs in the main thread: PyTorch's CPU kernels measured about
+    35% slower here when called from another thread, so the node does its inference in the
+    main thread (and spins ROS in a background thread); the reference must do the same.
     """
     import torch
 
@@ -120,19 +118,7 @@ def measure_in_process(args: argparse.Namespace) -> dict[str, Any]:
         torch.set_num_threads(args.torch_threads)
     engine = SegmentationEngine(EngineConfig(model=args.model, device=args.device,
                                              precision=args.precision, warmup_iterations=2))
-    box: dict[str, Any] = {}
-
-    def work() -> None:
-        try:
-            box.update(_measure(args, engine))
-        except BaseException as exc:  # noqa: B902 - re-raised in the calling thread
-            box['error'] = exc
-
-    worker = threading.Thread(target=work, name='bench_engine_worker', daemon=True)
-    worker.start()
-    worker.join()
-    if 'error' in box:
-        raise box['error']
+    box: dict[str, Any] = dict(_measure(args, engine))
     device = engine.device
     box['context'] = {
         'device': str(device),
@@ -148,7 +134,7 @@ def measure_in_process(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def _measure(args: argparse.Namespace, engine: Any) -> dict[str, Any]:
-    """Time model-only and engine.segment() with the node's default outputs (worker thread)."""
+    """Time model-only and engine.segment() with the node's default outputs."""
     from seg_perception.bench.segmentation_model import measure_engine, measure_model_only
 
     names = {c.name for c in engine.class_set}
