@@ -10,14 +10,14 @@ import torch
 from seg_perception.segmentation.registry import ARCHITECTURES, build_model, ModelBuildError
 
 LIGHT = ('unet_small', 'deeplabv3plus_mobilenet', 'deeplabv3_mobilenet_v3_large',
-         'lraspp_mobilenet_v3_large', 'fcn_resnet50', 'deeplabv3_resnet50')
-HEAVY = ('fcn_resnet101', 'deeplabv3_resnet101')
+         'lraspp_mobilenet_v3_large')
+HEAVY = ('fcn_resnet50', 'deeplabv3_resnet50', 'fcn_resnet101', 'deeplabv3_resnet101')
 
 
 @pytest.fixture(autouse=True)
 def _few_threads():
     previous = torch.get_num_threads()
-    torch.set_num_threads(2)
+    torch.set_num_threads(1)
     yield
     torch.set_num_threads(previous)
 
