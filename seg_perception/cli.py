@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import os
+import shlex
 import sys
 from typing import Sequence
 
@@ -65,6 +66,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     for action in parser._subparsers._group_actions:  # attach module arguments to the leaf
         _attach(action, argv, module)
     args = parser.parse_args(argv)
+    args.command_line = 'seg_perception ' + shlex.join(argv)  # as typed, for sidecars/reports
     try:
         return int(module.main(args) or 0)
     except KeyboardInterrupt:

@@ -1,6 +1,7 @@
 """`seg_perception train`: train or fine-tune a segmentation model.
 
-Examples:
+For instance (docs/training.md has the command that made the shipped model)::
+
   seg_perception train --arch unet_small --data synthetic --iterations 6000 --batch-size 8 \
       --input-size 240x320 --out build/train/default
   seg_perception train --data folder:my_images --init default --iterations 2000 --out build/ft
@@ -203,9 +204,7 @@ def main(args: argparse.Namespace) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
-    command = 'seg_perception ' + ' '.join(shlex.quote(a) for a in sys.argv[1:]) \
-        if sys.argv and sys.argv[0].endswith(('seg_perception', 'cli.py', '__main__.py')) \
-        else ' '.join(shlex.quote(a) for a in sys.argv)
+    command = getattr(args, 'command_line', None) or shlex.join(sys.argv)
     model, spec, skipped = _init_model(args)
     if args.init:
         print(f'initialised from {args.init}; re-initialised {len(skipped)} tensors'
