@@ -9,6 +9,7 @@ would), a wait, then SIGTERM and finally SIGKILL.
 
 from __future__ import annotations
 
+import ctypes
 import os
 from pathlib import Path
 import signal
@@ -22,6 +23,7 @@ __all__ = ['ManagedProcess', 'ProcessError', 'ProcessGroup', 'private_domain_id'
 
 #: largest ROS_DOMAIN_ID that is safe on every platform (REP/DDS port mapping)
 MAX_SAFE_DOMAIN_ID = 101
+_PR_SET_PDEATHSIG = 1  # prctl option (linux/prctl.h)
 
 
 class ProcessError(RuntimeError):
@@ -81,6 +83,14 @@ def ros_arguments(*, params: Mapping[str, Any] | None = None,
     return ['--ros-args', *items] if items else []
 
 
+def _die_with_parent() -> None:  # pragma: no cover - runs in the child before exec
+    """Ask Linux to SIGTERM this child when its parent dies (even by SIGKILL)."""
+    try:
+        ctypes.CDLL('libc.so.6', use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+    except (OSError, AttributeError):
+        pass
+
+
 class ManagedProcess:
     """One child process with its log file."""
 
@@ -93,7 +103,8 @@ class ManagedProcess:
         try:
             self.popen = subprocess.Popen(self.command, stdout=self._log,
                                           stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                          env=dict(env), cwd=cwd, start_new_session=True)
+                                          env=dict(env), cwd=cwd, start_new_session=True,
+                                          preexec_fn=_die_with_parent)
         except OSError as exc:
             self._log.close()
             raise ProcessError(f'cannot start {name} ({self.command[0]}): {exc}') from exc

@@ -15,6 +15,8 @@ import threading
 import time
 from typing import Any, Callable, Sequence
 
+from seg_perception.process_group import ros_arguments
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
 BUILD_DIR = REPO_ROOT / 'build'
 SHARED_DATA = REPO_ROOT.parent / 'shared' / 'data'
@@ -133,14 +135,7 @@ class NodeProcess:
     def __init__(self, module: str, *, args: Sequence[str] = (),
                  params: dict[str, Any] | None = None, remaps: dict[str, str] | None = None,
                  name: str | None = None, env: dict[str, str] | None = None) -> None:
-        ros_args: list[str] = []
-        for key, value in (params or {}).items():
-            ros_args += ['-p', f'{key}:={_param_text(value)}']
-        for src, dst in (remaps or {}).items():
-            ros_args += ['-r', f'{src}:={dst}']
-        cmd = [sys.executable, '-m', module, *args]
-        if ros_args:
-            cmd += ['--ros-args', *ros_args]
+        cmd = [sys.executable, '-m', module, *args, *ros_arguments(params=params, remaps=remaps)]
         log_dir = BUILD_DIR / 'test_logs'
         log_dir.mkdir(parents=True, exist_ok=True)
         stem = name or module.rsplit('.', 1)[-1]
@@ -181,13 +176,3 @@ class NodeProcess:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
-
-
-def _param_text(value: Any) -> str:
-    """Render a parameter value the way `--ros-args -p` parses it (YAML)."""
-    if isinstance(value, bool):
-        return 'true' if value else 'false'
-    if isinstance(value, (list, tuple)):
-        return '[' + ','.join(_param_text(v) if not isinstance(v, str) else f"'{v}'"
-                              for v in value) + ']'
-    return str(value)

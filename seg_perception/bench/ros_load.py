@@ -8,17 +8,17 @@ case (SIGINT, then SIGTERM, then SIGKILL; children also die with this process).
 
 from __future__ import annotations
 
-import ctypes
 import json
 import os
 from pathlib import Path
-import signal
-import subprocess
 import sys
 import time
 from typing import Any, Mapping, Sequence
 
-__all__ = ['BenchProcessError', 'ManagedProcess', 'TRANSPORTS', 'private_domain_id',
+from seg_perception import process_group
+from seg_perception.process_group import ManagedProcess, ros_arguments
+
+__all__ = ['BenchProcessError', 'TRANSPORTS', 'private_domain_id',
            'ros_environment', 'run_node_benchmark', 'shm_profile_path']
 
 TRANSPORTS = ('shm', 'udp')
@@ -27,7 +27,6 @@ DRIVER_MODULE = 'seg_perception.nodes.bench_driver'
 PACKAGE_ROOT = Path(__file__).resolve().parents[1]  # seg_perception/
 SOURCE_ROOT = PACKAGE_ROOT.parent  # the repository root when run from a checkout
 SHM_PROFILE = 'fastdds_shm.xml'
-_PR_SET_PDEATHSIG = 1
 
 
 class BenchProcessError(RuntimeError):
@@ -79,11 +78,7 @@ def ros_environment(*, domain_id: int, transport: str, log_dir: Path,
         raise ValueError(f'transport must be one of {TRANSPORTS}, got {transport!r}')
     if not 0 <= domain_id <= 232:
         raise ValueError(f'ROS_DOMAIN_ID must be in 0..232, got {domain_id}')
-    env = dict(os.environ if base is None else base)
-    env.update({'ROS_DOMAIN_ID': str(domain_id), 'ROS_AUTOMATIC_DISCOVERY_RANGE': 'LOCALHOST',
-                'ROS_LOG_DIR': str(log_dir), 'RCUTILS_COLORIZED_OUTPUT': '0',
-                'PYTHONUNBUFFERED': '1'})
-    env.pop('ROS_LOCALHOST_ONLY', None)
+    env = process_group.ros_environment(domain_id=domain_id, log_dir=log_dir, base=base)
     if transport == 'shm':
         env['FASTDDS_DEFAULT_PROFILES_FILE'] = str(shm_profile_path())
     else:
@@ -94,77 +89,6 @@ def ros_environment(*, domain_id: int, transport: str, log_dir: Path,
         present = env.get(key, '').split(os.pathsep) if env.get(key) else []
         env[key] = os.pathsep.join([p for p in paths if p not in present] + present)
     return env
-
-
-def _die_with_parent() -> None:  # pragma: no cover - runs in the child before exec
-    """Ask Linux to SIGTERM this child when the benchmark process dies (even on SIGKILL)."""
-    try:
-        ctypes.CDLL('libc.so.6', use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
-    except OSError:
-        pass
-
-
-class ManagedProcess:
-    """A child process with its output in a log file, always stopped by `stop()`."""
-
-    def __init__(self, command: Sequence[str], *, log_path: Path, env: Mapping[str, str],
-                 cwd: Path) -> None:
-        log_path.parent.mkdir(parents=True, exist_ok=True)
-        self.command = list(command)
-        self.log_path = log_path
-        self._log = open(log_path, 'wb')
-        # Own session: a terminal Ctrl-C reaches only the benchmark, which stops us in order.
-        self.process = subprocess.Popen(self.command, stdout=self._log, stderr=subprocess.STDOUT,
-                                        env=dict(env), cwd=cwd, start_new_session=True,
-                                        preexec_fn=_die_with_parent)
-
-    def running(self) -> bool:
-        """Return whether the process has not exited yet."""
-        return self.process.poll() is None
-
-    def wait(self, timeout_s: float) -> int | None:
-        """Wait up to `timeout_s` for the process to exit; return its status or None."""
-        try:
-            return self.process.wait(timeout=timeout_s)
-        except subprocess.TimeoutExpired:
-            return None
-
-    def stop(self, timeout_s: float = 10.0) -> int:
-        """SIGINT (as Ctrl-C), then SIGTERM, then SIGKILL; return the exit status."""
-        for sig, wait_s in ((signal.SIGINT, timeout_s), (signal.SIGTERM, 5.0),
-                            (signal.SIGKILL, 5.0)):
-            if self.process.poll() is not None:
-                break
-            self.process.send_signal(sig)
-            self.wait(wait_s)
-        self._log.close()
-        return self.process.returncode
-
-    def tail(self, lines: int = 15) -> str:
-        """Return the last lines the process printed."""
-        self._log.flush()
-        text = self.log_path.read_text(errors='replace').rstrip().splitlines()
-        return '\n'.join(text[-lines:])
-
-
-def _param_text(value: Any) -> str:
-    """Render a parameter the way `--ros-args -p` parses it (YAML)."""
-    if isinstance(value, bool):
-        return 'true' if value else 'false'
-    if isinstance(value, (list, tuple)):
-        return '[' + ','.join(f"'{v}'" if isinstance(v, str) else _param_text(v)
-                              for v in value) + ']'
-    return str(value)
-
-
-def node_command(module: str, params: Mapping[str, Any]) -> list[str]:
-    """Return the command line that runs a node module with parameters."""
-    cmd = [sys.executable, '-m', module]
-    if params:
-        cmd.append('--ros-args')
-        for key, value in params.items():
-            cmd += ['-p', f'{key}:={_param_text(value)}']
-    return cmd
 
 
 def run_node_benchmark(*, node_params: Mapping[str, Any], driver_args: Sequence[str],
@@ -180,20 +104,20 @@ def run_node_benchmark(*, node_params: Mapping[str, Any], driver_args: Sequence[
     result_path.unlink(missing_ok=True)
     node = driver = None
     try:
-        node = ManagedProcess(node_command(node_module, node_params),
-                              log_path=work_dir / f'node_{label}.log', env=env, cwd=SOURCE_ROOT)
-        driver = ManagedProcess([sys.executable, '-m', DRIVER_MODULE, *driver_args,
-                                 '--output', str(result_path)],
-                                log_path=work_dir / f'driver_{label}.log', env=env,
-                                cwd=SOURCE_ROOT)
+        node = ManagedProcess('segmentation_node', [
+            sys.executable, '-m', node_module, *ros_arguments(params=node_params)],
+            log_path=work_dir / f'node_{label}.log', env=env, cwd=SOURCE_ROOT)
+        driver = ManagedProcess('bench_driver', [
+            sys.executable, '-m', DRIVER_MODULE, *driver_args, '--output', str(result_path)],
+            log_path=work_dir / f'driver_{label}.log', env=env, cwd=SOURCE_ROOT)
         deadline = time.monotonic() + timeout_s
         while True:
             code = driver.wait(0.5)
             if code is not None:
                 break
-            if not node.running():
+            if not node.is_running():
                 raise BenchProcessError(f'segmentation node exited with status '
-                                        f'{node.process.returncode}:\n{node.tail()}')
+                                        f'{node.returncode}:\n{node.tail()}')
             if time.monotonic() > deadline:
                 raise BenchProcessError(f'benchmark run took longer than {timeout_s:.0f} s; '
                                         f'driver log:\n{driver.tail()}\nnode log:\n{node.tail()}')

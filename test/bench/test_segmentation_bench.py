@@ -73,9 +73,9 @@ def test_bad_environment_arguments_are_named(kwargs, message) -> None:
         ros_load.ros_environment(log_dir=BUILD_DIR, base={}, **kwargs)
 
 
-def test_node_command_renders_parameters() -> None:
-    cmd = ros_load.node_command('pkg.node', {'image_topics': ['a/image_raw', 'b/image_raw'],
-                                             'publish_overlay': False, 'max_rate_hz': 2.5})
-    assert cmd[1:] == ['-m', 'pkg.node', '--ros-args', '-p',
-                       "image_topics:=['a/image_raw','b/image_raw']", '-p',
-                       'publish_overlay:=false', '-p', 'max_rate_hz:=2.5']
+def test_node_parameters_are_rendered_for_ros_args() -> None:
+    from seg_perception.process_group import ros_arguments
+    args = ros_arguments(params={'image_topics': ['a/image_raw', 'b/image_raw'],
+                                 'publish_overlay': False, 'max_rate_hz': 2.5})
+    assert args == ['--ros-args', '-p', "image_topics:=['a/image_raw','b/image_raw']", '-p',
+                    'publish_overlay:=false', '-p', 'max_rate_hz:=2.5']
