@@ -23,7 +23,7 @@ import torch
 from seg_perception.classes import ClassSet
 from seg_perception.segmentation import postprocess as post
 from seg_perception.segmentation.loader import load_segmenter
-from seg_perception.segmentation.model_spec import ModelSpec
+from seg_perception.segmentation.model_spec import ModelSpec, parse_input_size
 from seg_perception.segmentation.preprocess import InputError, Normaliser, validate_images
 
 __all__ = ['EngineConfig', 'EngineConfigError', 'InputError', 'SegmentationEngine',
@@ -73,15 +73,8 @@ class EngineConfig:
             raise EngineConfigError(f'precision must be one of {PRECISIONS}, got '
                                     f'{self.precision!r}')
         if self.input_size is not None:
-            try:
-                h, w = (int(v) for v in self.input_size)
-            except (TypeError, ValueError) as exc:
-                raise EngineConfigError(f'input_size must be (height, width) or None, got '
-                                        f'{self.input_size!r}') from exc
-            if h < 8 or w < 8:
-                raise EngineConfigError(f'input_size must be at least 8x8, got '
-                                        f'{self.input_size!r}')
-            object.__setattr__(self, 'input_size', (h, w))
+            object.__setattr__(self, 'input_size',
+                               parse_input_size(self.input_size, EngineConfigError))
         if self.upsample not in UPSAMPLE_MODES:
             raise EngineConfigError(f'upsample must be one of {UPSAMPLE_MODES}, got '
                                     f'{self.upsample!r}')

@@ -37,6 +37,17 @@ class ModelSpecError(ValueError):
     """Raised when a ModelSpec is built with invalid values."""
 
 
+def parse_input_size(value: Any, error: type[ValueError] = ModelSpecError) -> tuple[int, int]:
+    """Return (height, width) of a network input, at least 8x8; raise `error` otherwise."""
+    try:
+        h, w = (int(v) for v in value)
+    except (TypeError, ValueError) as exc:
+        raise error(f'input_size must be (height, width), got {value!r}') from exc
+    if h < 8 or w < 8:
+        raise error(f'input_size must be at least 8x8, got {value!r}')
+    return h, w
+
+
 def _triple(name: str, value: Any) -> tuple[float, float, float]:
     try:
         out = tuple(float(v) for v in value)
@@ -65,14 +76,7 @@ class ModelSpec:
             raise ModelSpecError(f'arch must be a non-empty string, got {self.arch!r}')
         if not isinstance(self.class_set, ClassSet):
             raise ModelSpecError(f'class_set must be a ClassSet, got {type(self.class_set)}')
-        try:
-            h, w = (int(v) for v in self.input_size)
-        except (TypeError, ValueError) as exc:
-            raise ModelSpecError(f'input_size must be (height, width), got '
-                                 f'{self.input_size!r}') from exc
-        if h < 8 or w < 8:
-            raise ModelSpecError(f'input_size must be at least 8x8, got {self.input_size!r}')
-        object.__setattr__(self, 'input_size', (h, w))
+        object.__setattr__(self, 'input_size', parse_input_size(self.input_size))
         object.__setattr__(self, 'mean', _triple('mean', self.mean))
         std = _triple('std', self.std)
         if min(std) <= 0:
