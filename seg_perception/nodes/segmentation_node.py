@@ -49,7 +49,8 @@ PARAMETERS = (
               "'lraspp_mobilenet_v3_large', or a .pt/.ts/.onnx file with a .json sidecar"),
     ParamSpec('model_spec', '', 'Sidecar JSON for the model when it does not sit beside it'),
     ParamSpec('device', 'auto', "Inference device: 'auto' (cuda if present), 'cpu', 'cuda:N'"),
-    ParamSpec('precision', 'fp16', 'fp32, fp16 or bf16 (reduced precision on GPU only)'),
+    ParamSpec('precision', 'fp16', 'fp32, fp16 or bf16 (fp16: GPU only; bf16: GPU, or CPUs '
+              'with AVX512-BF16/AMX)'),
     ParamSpec('input_size', [0, 0], "Network input [height, width]; [0, 0] = the model's own"),
     ParamSpec('upsample', 'nearest', "Labels at input resolution by 'nearest' upsampling of "
               "labels or 'bilinear' upsampling of logits"),

@@ -47,7 +47,8 @@ class EngineConfig:
     this take the label of the nearest kept region (0/1 = off); see
     :func:`postprocess.remove_small_regions`. morph / morph_kernel_px: per-class opening or
     closing of the output label map (see :func:`postprocess.morph_labels`).
-    precision: fp16/bf16 use autocast on CUDA only; on CPU the engine runs fp32 and says so in
+    precision: fp16/bf16 use autocast on CUDA; on the CPU bf16 uses autocast when the CPU has
+    native bf16 (AVX512-BF16/AMX), and otherwise the engine runs fp32 and says so in
     `engine.notes`.
     """
 
@@ -120,6 +121,15 @@ def resolve_device(name: str, *, check_available: bool = True) -> torch.device:
     return device
 
 
+def cpu_has_native_bf16() -> bool:
+    """Return True when the CPU computes bf16 in hardware (AVX512-BF16 or AMX).
+
+    Without it oneDNN emulates bf16, and autocast is slower than fp32.
+    """
+    checks = ('_is_avx512_bf16_supported', '_is_amx_tile_supported')
+    return any(bool(getattr(torch.cpu, name, lambda: False)()) for name in checks)
+
+
 @dataclass
 class SegmentationResult:
     """The outputs for one frame (arrays at the frame's own resolution)."""
@@ -157,10 +167,17 @@ class SegmentationEngine:
                                     f'input {tuple(self.spec.input_size)}')
         self._autocast = None
         if config.precision != 'fp32':
-            if self.device.type != 'cuda':
-                self._note(f'precision {config.precision} needs CUDA; running fp32 on the CPU')
-            elif hasattr(self.segmenter, 'session'):
+            if hasattr(self.segmenter, 'session'):
                 self._note(f'precision {config.precision} ignored for ONNX models')
+            elif self.device.type != 'cuda':
+                if config.precision == 'fp16':
+                    self._note('precision fp16 needs CUDA; running fp32 on the CPU (bf16 runs '
+                               'on CPUs with AVX512-BF16 or AMX)')
+                elif cpu_has_native_bf16():
+                    self._autocast = torch.bfloat16
+                else:
+                    self._note('precision bf16: this CPU has no native bf16 (AVX512-BF16/AMX); '
+                               'running fp32')
             else:
                 self._autocast = _AUTOCAST_DTYPES[config.precision]
         if config.channels_last:
@@ -222,7 +239,7 @@ class SegmentationEngine:
         """Run the network on a normalised device batch; return (logits, instance ids or None)."""
         with torch.inference_mode():
             if self._autocast is not None:
-                with torch.autocast(device_type='cuda', dtype=self._autocast):
+                with torch.autocast(device_type=self.device.type, dtype=self._autocast):
                     return self._forward(batch)
             return self._forward(batch)
 

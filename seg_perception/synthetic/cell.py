@@ -13,8 +13,9 @@ from seg_perception.synthetic.noise import compose_rgb, degrade_depth
 from seg_perception.synthetic.render import Rasteriser
 from seg_perception.synthetic.scene import (ItemSpec, sample_distractors, sample_items,
                                             sample_surface)
-from seg_perception.synthetic.shading import light_field, sample_lighting
-from seg_perception.synthetic.shapes import (bar_faces, decal_faces, item_faces, tote_faces)
+from seg_perception.synthetic.shading import light_field, Lighting, sample_lighting
+from seg_perception.synthetic.shapes import (bar_faces, CYLINDER_FACETS, decal_faces, item_faces,
+                                             tote_faces)
 from seg_perception.synthetic.textures import texture_bank
 
 _NEEDED = ('background', 'tote', 'box', 'polybag', 'envelope', 'cylinder')
@@ -73,14 +74,17 @@ class SyntheticCell:
         # and are never textured.
         top_fid: dict[int, int] = {}
         item_pixels: dict[int, int] = {}
+        facet_fids: dict[int, list[int]] = {}   # cylinder item -> face ids of its side facets
         for index in range(len(items) - 1, -1, -1):
             item = items[index]
             if item.kind == 'polybag':
                 fid, pixels = self._draw_polybag(r, item, R_cw, t_cw, light_c, light)
                 top_fid[index], item_pixels[index] = fid, pixels
                 continue
-            for face in item_faces(item, index, bank, lab[item.kind]):
+            for k, face in enumerate(item_faces(item, index, bank, lab[item.kind])):
                 fid = r.draw_face(face, R_cw, t_cw, shade_of(face.normal_w))
+                if item.kind == 'cylinder' and k < CYLINDER_FACETS and fid:
+                    facet_fids.setdefault(index, []).append(fid)
                 if face.is_top:
                     top_fid[index] = fid
                 if fid:
@@ -107,6 +111,8 @@ class SyntheticCell:
         step = max(1, cfg.width // 160)
         gain, highlight = light_field(r, light, R_cw, t_cw, shadows=cfg.shadows, step=step)
         highlight += bag_spec
+        for index, fids in facet_fids.items():
+            self._shade_cylinder(r, items[index], fids, R_cw, t_cw, light, shade, highlight)
         gain *= shade
         rgb = compose_rgb(rng, bank, r.albedo, gain, highlight, light.colour, noise=cfg.rgb_noise)
         depth = r.z
@@ -116,6 +122,42 @@ class SyntheticCell:
                                    item_pixels.get(index, 0)) for index, item in enumerate(items))
         return SyntheticFrame(rgb=rgb, depth_m=depth, labels=labels, instances=instances,
                               K=K, items=truths, seed=int(seed))
+
+    @staticmethod
+    def _shade_cylinder(r: Rasteriser, item: ItemSpec, fids: list[int], R_cw: np.ndarray,
+                        t_cw: np.ndarray, light: Lighting, shade: np.ndarray,
+                        highlight: np.ndarray) -> None:
+        """Shade a cylinder's side facets per pixel with the true surface normal (in place).
+
+        Flat-shaded facets make cans and bottles look like prisms (and like boxes to a
+        network); the smooth Lambert gradient and the highlight stripe along the axis are what
+        tells a cylinder apart in a real image.
+        """
+        boxes = np.array([r.face_bbox[f] for f in fids])
+        x0, y0 = boxes[:, :2].min(axis=0)
+        x1, y1 = boxes[:, 2:].max(axis=0)
+        fid = r.face_id[y0:y1, x0:x1]
+        mask = (fid >= min(fids)) & (fid <= max(fids)) & np.isin(fid, fids)
+        if not mask.any():
+            return
+        z = r.z[y0:y1, x0:x1][mask]
+        vv, uu = np.nonzero(mask)
+        p_c = np.column_stack([r.ray_x[x0 + uu] * z, r.ray_y[y0 + vv] * z, z])
+        R_ci = R_cw @ item.T_wi[:3, :3]
+        t_ci = R_cw @ item.T_wi[:3, 3] + t_cw
+        p_i = (p_c - t_ci) @ R_ci        # item frame: x is the axis
+        n_i = np.column_stack([np.zeros_like(z), p_i[:, 1], p_i[:, 2]])
+        n_i /= np.maximum(np.linalg.norm(n_i, axis=1, keepdims=True), 1e-9)
+        n_c = n_i @ R_ci.T
+        lambert = np.maximum(0.0, n_c @ (R_cw @ light.dir_w))
+        sl = (slice(y0, y1), slice(x0, x1))
+        shade[sl][mask] = light.ambient + light.diffuse * lambert
+        to_light = (R_cw @ light.point_w + t_cw) - p_c
+        to_light /= np.linalg.norm(to_light, axis=1, keepdims=True)
+        half = to_light - p_c / np.linalg.norm(p_c, axis=1, keepdims=True)
+        half /= np.maximum(np.linalg.norm(half, axis=1, keepdims=True), 1e-9)
+        ndh = np.maximum(0.0, np.einsum('ij,ij->i', n_c, half))
+        highlight[sl][mask] += float(item.looks['gloss']) * ndh ** light.shininess
 
     def _ground(self, r: Rasteriser, surf, texture: np.ndarray, R_cw, t_cw, rng,
                 shade_of) -> int:

@@ -45,7 +45,12 @@ def cuboid_faces(T_wi: np.ndarray, size: np.ndarray, *, top: MipTexture, side: M
 def cylinder_faces(T_wi: np.ndarray, length: float, radius: float, *, label_tex: MipTexture,
                    lid_tex: MipTexture, label: int, instance: int, gloss: float, item: int,
                    top_cap: int) -> list[Face]:
-    """Return facets and caps of a cylinder along local x; cap `top_cap` (+1/-1) is the top."""
+    """Return facets and caps of a cylinder along local x; cap `top_cap` (+1/-1) is the top.
+
+    The first CYLINDER_FACETS faces are the side facets. They carry no gloss: the cell shades
+    them per pixel with the true cylinder normal (smooth shading and highlight, see
+    SyntheticCell._shade_cylinders), so a can does not look like a prism.
+    """
     n = CYLINDER_FACETS
     R = T_wi[:3, :3]
     hl = length / 2
@@ -60,7 +65,7 @@ def cylinder_faces(T_wi: np.ndarray, length: float, radius: float, *, label_tex:
         pts = _xf(T_wi, local)
         faces.append(Face(verts_w=pts, normal_w=R @ np.array([0, np.cos(am), np.sin(am)]),
                           texture=label_tex, tex_quad_w=pts, label=label, instance=instance,
-                          gloss=gloss, item=item, tex_rect=(0.0, k / n, 1.0, (k + 1) / n)))
+                          gloss=0.0, item=item, tex_rect=(0.0, k / n, 1.0, (k + 1) / n)))
     seg = np.linspace(0, 2 * np.pi, LID_SEGMENTS, endpoint=False)
     for sign in (1, -1):
         local = np.column_stack([np.full(LID_SEGMENTS, sign * hl), radius * np.cos(seg),

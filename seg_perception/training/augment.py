@@ -33,8 +33,12 @@ class AugmentConfig:
     blur_p: float = 0.3
     noise_p: float = 0.5
     noise_std: float = 0.03  # max noise std on the 0..1 scale
+    crop_size: tuple[int, int] | None = None  # (h, w) random training window, None = whole
 
     def __post_init__(self) -> None:
+        if self.crop_size is not None and (len(self.crop_size) != 2
+                                           or min(self.crop_size) < 8):
+            raise ValueError(f'crop_size must be (h, w) >= 8, got {self.crop_size}')
         lo, hi = self.scale_range
         if not 0 < lo <= hi:
             raise ValueError(f'scale_range must be 0 < lo <= hi, got {self.scale_range}')
@@ -56,11 +60,19 @@ def _uniform(n: int, lo: float, hi: float, gen: torch.Generator | None,
 def augment_geometry(rgb: torch.Tensor, labels: torch.Tensor, cfg: AugmentConfig, *,
                      generator: torch.Generator | None = None
                      ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Warp float images (N, 3, H, W) and long labels (N, H, W) with one random affine each."""
+    """Warp float images (N, 3, H, W) and long labels (N, H, W) with one random affine each.
+
+    With cfg.crop_size the output is a random (h, w) window at the same pixel scale: the
+    network sees more varied content per pixel of compute, as segmentation training on large
+    frames usually does.
+    """
     n, _, h, w = rgb.shape
     dev = rgb.device
     lo, hi = cfg.scale_range
-    if lo == hi == 1.0 and cfg.rotate_deg == 0 and cfg.hflip_p == 0 and cfg.vflip_p == 0:
+    ch, cw = cfg.crop_size if cfg.crop_size else (h, w)
+    ch, cw = min(ch, h), min(cw, w)
+    if (lo == hi == 1.0 and cfg.rotate_deg == 0 and cfg.hflip_p == 0 and cfg.vflip_p == 0
+            and (ch, cw) == (h, w)):
         return rgb, labels
     # log-uniform zoom so that zooming in and out are equally likely around 1
     scale = torch.exp(_uniform(n, math.log(lo), math.log(hi), generator, dev))
@@ -68,17 +80,16 @@ def augment_geometry(rgb: torch.Tensor, labels: torch.Tensor, cfg: AugmentConfig
     fx = torch.where(torch.rand(n, generator=generator, device=dev) < cfg.hflip_p, -1.0, 1.0)
     fy = torch.where(torch.rand(n, generator=generator, device=dev) < cfg.vflip_p, -1.0, 1.0)
     inv = 1.0 / scale
-    # translation keeps the crop inside the image when zooming in; centred jitter otherwise
-    t_max = (1.0 - inv).abs()
-    tx = _uniform(n, -1.0, 1.0, generator, dev) * t_max
-    ty = _uniform(n, -1.0, 1.0, generator, dev) * t_max
+    # translation keeps the window inside the image when zooming in; centred jitter otherwise
+    tx = _uniform(n, -1.0, 1.0, generator, dev) * (1.0 - inv * (cw / w)).abs()
+    ty = _uniform(n, -1.0, 1.0, generator, dev) * (1.0 - inv * (ch / h)).abs()
     cos, sin = torch.cos(angle) * inv, torch.sin(angle) * inv
-    aspect = h / w  # rotate in pixel space, not in the normalised square
+    # rotate in pixel space: normalised output -> output pixels -> input pixels -> normalised
     theta = torch.stack([
-        torch.stack([cos * fx, -sin * aspect * fy, tx], dim=1),
-        torch.stack([sin / aspect * fx, cos * fy, ty], dim=1),
+        torch.stack([cos * fx * (cw / w), -sin * fy * (ch / w), tx], dim=1),
+        torch.stack([sin * fx * (cw / h), cos * fy * (ch / h), ty], dim=1),
     ], dim=1)
-    grid = F.affine_grid(theta, [n, 3, h, w], align_corners=False)
+    grid = F.affine_grid(theta, [n, 3, ch, cw], align_corners=False)
     rgb = F.grid_sample(rgb, grid, mode='bilinear', padding_mode='zeros', align_corners=False)
     shifted = (labels + 1).unsqueeze(1).float()  # 0 after sampling == outside the image
     lab = F.grid_sample(shifted, grid, mode='nearest', padding_mode='zeros',

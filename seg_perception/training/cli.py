@@ -12,6 +12,7 @@ For instance (docs/training.md has the command that made the shipped model)::
 from __future__ import annotations
 
 import argparse
+from dataclasses import replace
 import json
 from pathlib import Path
 import shlex
@@ -29,8 +30,8 @@ from seg_perception.segmentation.registry import ARCHITECTURES, build_model
 from seg_perception.training import datasets as ds
 from seg_perception.training.augment import AugmentConfig, NO_AUGMENT
 from seg_perception.training.losses import class_weights_from_counts
-from seg_perception.training.trainer import load_matching_weights, SCHEDULES, STATE_FILE, \
-    TrainConfig, Trainer
+from seg_perception.training.trainer import load_matching_weights, PRECISIONS, SCHEDULES, \
+    STATE_FILE, TrainConfig, Trainer
 
 
 class TrainCliError(ValueError):
@@ -116,6 +117,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     t.add_argument('--no-augment', action='store_true')
     t.add_argument('--scale-range', type=float, nargs=2, default=(0.75, 1.5),
                    metavar=('MIN', 'MAX'), help='random zoom range')
+    t.add_argument('--crop', type=parse_size, default=None, metavar='HxW',
+                   help='train on random HxW windows of the input-size frames (same pixel '
+                        'scale; more varied batches per second); validation uses whole frames')
+    t.add_argument('--precision', choices=PRECISIONS, default='auto',
+                   help='autocast for training: auto = bf16 on GPUs and on CPUs with native '
+                        'bf16, fp32 otherwise')
     t.add_argument('--seed', type=int, default=0)
     t.add_argument('--threads', type=int, default=None, help='torch.set_num_threads')
     t.add_argument('--device', default='auto', help="'auto', 'cpu', 'cuda', 'cuda:1'")
@@ -209,6 +216,9 @@ def main(args: argparse.Namespace) -> int:
     if args.init:
         print(f'initialised from {args.init}; re-initialised {len(skipped)} tensors'
               f'{": " + ", ".join(skipped[:6]) if skipped else ""}', flush=True)
+    if args.crop and (args.crop[0] > spec.input_size[0] or args.crop[1] > spec.input_size[1]):
+        raise TrainCliError(f'--crop {args.crop[0]}x{args.crop[1]} is larger than the input size '
+                            f'{spec.input_size[0]}x{spec.input_size[1]}')
     train_data, val_data = _datasets(args, spec)
     t0 = time.perf_counter()
     _prerender(train_data, 'training', args.cache_dir)
@@ -220,13 +230,14 @@ def main(args: argparse.Namespace) -> int:
         counts = ds.class_pixel_counts(train_data, num_classes=spec.num_classes)
         weights = class_weights_from_counts(counts)
         print('class weights: ' + ', '.join(f'{w:.2f}' for w in weights.tolist()), flush=True)
-    augment = NO_AUGMENT if args.no_augment else AugmentConfig(
-        scale_range=tuple(args.scale_range))
+    augment = replace(NO_AUGMENT if args.no_augment else AugmentConfig(
+        scale_range=tuple(args.scale_range)), crop_size=args.crop)
     config = TrainConfig(iterations=args.iterations, batch_size=args.batch_size, lr=args.lr,
                          weight_decay=args.weight_decay, schedule=args.schedule,
                          warmup_iterations=args.warmup, val_every=args.val_every,
                          log_every=args.log_every, seed=args.seed, threads=args.threads,
                          device=args.device, dice_weight=args.dice_weight, augment=augment,
+                         precision=args.precision,
                          time_budget_s=None if args.time_budget_min is None
                          else args.time_budget_min * 60.0)
     extra = {'command': command, 'data': args.data, 'init': args.init,

@@ -26,6 +26,7 @@ from tqdm import tqdm
 
 from seg_perception.constants import UNLABELED_ID
 from seg_perception.evaluation.metrics import SegmentationScores
+from seg_perception.segmentation.engine import cpu_has_native_bf16
 from seg_perception.segmentation.model_spec import ModelSpec, save_checkpoint
 from seg_perception.training.augment import (
     augment_batch,
@@ -36,6 +37,7 @@ from seg_perception.training.augment import (
 from seg_perception.training.losses import SegmentationLoss
 
 SCHEDULES = ('poly', 'cosine')
+PRECISIONS = ('auto', 'fp32', 'bf16', 'fp16')
 STATE_FILE = 'train_state.pt'
 
 
@@ -61,6 +63,7 @@ class TrainConfig:
     dice_weight: float = 0.5
     grad_clip: float = 5.0
     channels_last: bool = True  # ~10x faster convolution backward on CPU (oneDNN)
+    precision: str = 'fp32'  # autocast of forward + loss; weights and optimizer stay fp32
     time_budget_s: float | None = None  # stop (and finish the LR decay) after this much training
     augment: AugmentConfig = field(default_factory=AugmentConfig)
 
@@ -75,6 +78,9 @@ class TrainConfig:
             raise TrainingError(f'schedule must be one of {SCHEDULES}, got {self.schedule!r}')
         if self.warmup_iterations < 0 or self.val_every < 1 or self.log_every < 1:
             raise TrainingError('warmup_iterations must be >= 0, val_every and log_every >= 1')
+        if self.precision not in PRECISIONS:
+            raise TrainingError(f'precision must be one of {PRECISIONS}, got '
+                                f'{self.precision!r}')
         if self.time_budget_s is not None and not self.time_budget_s > 0:
             raise TrainingError(f'time_budget_s must be > 0, got {self.time_budget_s}')
 
@@ -84,6 +90,21 @@ def resolve_device(device: str) -> torch.device:
     if device == 'auto':
         return torch.device('cuda' if torch.cuda.is_available() else 'cpu')
     return torch.device(device)
+
+
+def resolve_precision(precision: str, device: torch.device) -> torch.dtype | None:
+    """Return the autocast dtype for `precision` on `device` (None = plain fp32).
+
+    auto: bf16 on GPUs that support it (else fp16) and on CPUs with native bf16
+    (1.8x faster training of unet_small on an AVX512-BF16 Xeon), fp32 elsewhere.
+    """
+    if precision == 'auto':
+        if device.type == 'cuda':
+            return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+        return torch.bfloat16 if device.type == 'cpu' and cpu_has_native_bf16() else None
+    if precision == 'fp16' and device.type != 'cuda':
+        raise TrainingError('precision fp16 needs a CUDA device; use bf16 or fp32 on the CPU')
+    return {'fp32': None, 'bf16': torch.bfloat16, 'fp16': torch.float16}[precision]
 
 
 def lr_factor(it: int, *, total: int, warmup: int, schedule: str,
@@ -134,6 +155,10 @@ class Trainer:
         self.memory_format = torch.channels_last if config.channels_last \
             else torch.contiguous_format
         self.model = self.model.to(memory_format=self.memory_format)
+        self.autocast_dtype = resolve_precision(config.precision, self.device)
+        # fp16 gradients underflow without loss scaling; bf16 has fp32's exponent range
+        self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.autocast_dtype
+                                           == torch.float16)
         self.criterion = SegmentationLoss(
             num_classes=spec.num_classes, class_weights=class_weights,
             dice_weight=config.dice_weight).to(self.device)
@@ -222,16 +247,20 @@ class Trainer:
     def _step(self) -> float:
         self.model.train()
         x, y = self._batch()
-        logits = self.model(x)['out']
-        loss = self.criterion(logits, y)
+        with torch.autocast(self.device.type, dtype=self.autocast_dtype or torch.float32,
+                            enabled=self.autocast_dtype is not None):
+            logits = self.model(x)['out']
+        loss = self.criterion(logits.float(), y)
         if not torch.isfinite(loss):
             raise TrainingError(f'loss became {loss.item()} at iteration {self.iteration}; '
                                 'lower --lr')
         self.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
+        self.scaler.scale(loss).backward()
         if self.config.grad_clip:
+            self.scaler.unscale_(self.optimizer)
             nn.utils.clip_grad_norm_(self.model.parameters(), self.config.grad_clip)
-        self.optimizer.step()
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
         self.scheduler.step()
         return float(loss.item())
 
@@ -285,7 +314,8 @@ class Trainer:
                  f'({torch.get_num_threads()} threads), {len(self.train_data)} training samples, '
                  f'{len(self.val_data) if self.val_data is not None else 0} validation samples, '
                  f'input {self.spec.input_size[0]}x{self.spec.input_size[1]}, '
-                 f'batch {cfg.batch_size}, {cfg.iterations} iterations')
+                 f'batch {cfg.batch_size}, {cfg.iterations} iterations, '
+                 f'{"fp32" if self.autocast_dtype is None else self.autocast_dtype} compute')
         bar = tqdm(total=cfg.iterations, initial=self.iteration, disable=None, file=sys.stderr,
                    desc='train', dynamic_ncols=True)
         losses: list[float] = []

@@ -8,6 +8,7 @@ import torch
 
 from seg_perception.constants import UNLABELED_ID
 from seg_perception.segmentation.engine import (
+    cpu_has_native_bf16,
     EngineConfig,
     EngineConfigError,
     InputError,
@@ -148,3 +149,17 @@ def test_cpu_half_precision_falls_back_with_note_and_options(tmp_path):
     assert r.labels.shape == (48, 80)
     assert r.labels[40, 5] == 0 and r.labels[40, 75] == 1
     assert not (r.labels == UNLABELED_ID).all()
+
+
+def test_cpu_bf16_uses_autocast_where_the_cpu_has_it(tmp_path):
+    path = colour_model(tmp_path)
+    fp32 = SegmentationEngine(EngineConfig(model=str(path), device='cpu', warmup_iterations=0))
+    bf16 = SegmentationEngine(EngineConfig(model=str(path), device='cpu', precision='bf16',
+                                           warmup_iterations=0))
+    if cpu_has_native_bf16():
+        assert bf16._autocast == torch.bfloat16 and not bf16.notes
+    else:
+        assert bf16._autocast is None and any('no native bf16' in n for n in bf16.notes)
+    frame = _frame(48, 80)
+    same = fp32.segment([frame])[0].labels == bf16.segment([frame])[0].labels
+    assert same.mean() > 0.98

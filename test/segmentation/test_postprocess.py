@@ -83,3 +83,25 @@ def test_masks_counts_and_overlay():
         out = post.overlay_image(image, labels, palette, lut)
         assert out[0, 1].tolist() == pixel
         assert out[1, 1].tolist() == [100, 100, 100], 'unlabeled keeps the input'
+
+
+@pytest.mark.parametrize('size', [((7, 9), (480, 640)), ((240, 320), (480, 640)),
+                                  ((50, 31), (17, 100))])
+def test_cpu_fast_paths_equal_the_device_implementations(size):
+    """OpenCV/numpy paths on the CPU give bit-identical results to the torch (GPU) code."""
+    (h, w), out_hw = size
+    rng = np.random.default_rng(4)
+    small = torch.from_numpy(rng.integers(0, 7, (h, w), dtype=np.uint8))
+    small[0, 0] = UNLABELED_ID
+    np.testing.assert_array_equal(post.resize_nearest(small, out_hw).numpy(),
+                                  post._resize_nearest_gather(small, out_hw).numpy())
+    labels = post.resize_nearest(small, out_hw)
+    np.testing.assert_array_equal(post.pixel_counts(labels, 6).numpy(),
+                                  post._pixel_counts_torch(labels, 6).numpy())
+    image = torch.from_numpy(rng.integers(0, 256, (*out_hw, 3), dtype=np.uint8))
+    palette = torch.from_numpy(rng.integers(0, 256, (256, 3), dtype=np.uint8))
+    for alpha in (0.0, 0.3, 0.5, 1.0):
+        lut = post.make_alpha_lut((0, 1, 2, 3, 4, 5), alpha, torch.device('cpu'))
+        np.testing.assert_array_equal(
+            post.overlay_image(image, labels, palette, lut).numpy(),
+            post._overlay_torch(image, labels, palette, lut).numpy())

@@ -49,6 +49,28 @@ def test_geometry_keeps_labels_aligned_with_the_image():
     assert agree > 0.97
 
 
+def test_random_crops_keep_the_pixel_scale_and_the_labels_aligned():
+    torch.set_num_threads(1)
+    rgb, labels = _coded_batch(n=6)
+    x = rgb.permute(0, 3, 1, 2).float()
+    gen = torch.Generator().manual_seed(5)
+    plain = AugmentConfig(hflip_p=0.0, scale_range=(1.0, 1.0), rotate_deg=0.0, crop_size=(24, 32))
+    crops, lab = augment_geometry(x, labels.long(), plain, generator=gen)
+    assert crops.shape == (6, 3, 24, 32) and lab.shape == (6, 24, 32)
+    # no zoom, rotation or flip: every crop is a window of its source at an integer offset
+    # (up to sub-pixel sampling), so labels decode from the colours everywhere inside
+    assert (lab != UNLABELED_ID).all()
+    decoded = torch.round(crops[:, 0] / 40).long()
+    assert (decoded == lab).float().mean() > 0.9
+    jittered = AugmentConfig(crop_size=(24, 32), scale_range=(0.8, 1.25), rotate_deg=10)
+    crops, lab = augment_geometry(x, labels.long(), jittered, generator=gen)
+    inside = lab != UNLABELED_ID
+    assert crops.shape[-2:] == (24, 32)
+    assert (torch.round(crops[:, 0] / 40).long()[inside] == lab[inside]).float().mean() > 0.9
+    with pytest.raises(ValueError, match='crop_size'):
+        AugmentConfig(crop_size=(4, 32))
+
+
 def test_no_augment_is_the_identity_up_to_normalisation():
     rgb, labels = _coded_batch()
     x, y = augment_batch(rgb, labels, NO_AUGMENT, mean=(0.0, 0.0, 0.0), std=(1.0, 1.0, 1.0))

@@ -27,7 +27,8 @@ def test_train_writes_checkpoint_sidecar_curves_and_metrics(tmp_path: Path):
     out = tmp_path / 'run'
     rc = cli_main(['train', *TINY, '--data', 'synthetic', '--train-frames', '4',
                    '--val-frames', '2', '--iterations', '4', '--class-weights', 'auto',
-                   '--cache-dir', str(tmp_path / 'cache'), '--out', str(out)])
+                   '--crop', '24x32', '--precision', 'bf16', '--cache-dir',
+                   str(tmp_path / 'cache'), '--out', str(out)])
     assert rc == 0
     for name in ('best.pt', 'best.json', 'last.pt', 'curves.png', 'metrics.json'):
         assert (out / name).is_file(), name
@@ -37,6 +38,8 @@ def test_train_writes_checkpoint_sidecar_curves_and_metrics(tmp_path: Path):
     assert len(side['extra']['class_weights']) == 6
     metrics = json.loads((out / 'metrics.json').read_text())
     assert metrics['summary']['iterations'] == 4
+    assert side['extra']['train_config']['precision'] == 'bf16'
+    assert side['extra']['train_config']['augment']['crop_size'] == [24, 32]
     assert list(tmp_path.joinpath('cache').glob('synthetic_*.npz'))
 
     # fine-tune from it with a smaller class set: the head is re-initialised
@@ -64,3 +67,9 @@ def test_bad_data_source_is_reported(tmp_path: Path, capsys):
     rc = cli_main(['train', *TINY, '--data', 'ftp:somewhere', '--out', str(tmp_path / 'x')])
     assert rc == 1
     assert 'synthetic' in capsys.readouterr().err
+
+
+def test_a_crop_larger_than_the_input_is_refused(tmp_path: Path, capsys):
+    rc = cli_main(['train', *TINY, '--crop', '64x64', '--out', str(tmp_path / 'x')])
+    assert rc == 1
+    assert 'larger than the input size' in capsys.readouterr().err

@@ -10,10 +10,17 @@ import pytest
 import torch
 
 from seg_perception.classes import ClassSet
+from seg_perception.segmentation.engine import cpu_has_native_bf16
 from seg_perception.segmentation.model_spec import load_checkpoint, ModelSpec
 from seg_perception.training.augment import NO_AUGMENT
 from seg_perception.training.datasets import SyntheticDataset
-from seg_perception.training.trainer import lr_factor, TrainConfig, Trainer, TrainingError
+from seg_perception.training.trainer import (
+    lr_factor,
+    resolve_precision,
+    TrainConfig,
+    Trainer,
+    TrainingError,
+)
 
 SIZE = (48, 64)
 
@@ -52,6 +59,27 @@ def test_a_short_run_lowers_the_loss_and_writes_its_outputs(tmp_path: Path, fram
     side = json.loads((tmp_path / 'best.json').read_text())
     assert side['extra']['command'] == 'test'
     assert side['extra']['val']['miou'] == pytest.approx(summary['best_val_miou'])
+
+
+def test_bf16_autocast_training_lowers_the_loss_with_fp32_weights(tmp_path: Path, frames):
+    trainer = _trainer(tmp_path, frames, iterations=30, precision='bf16')
+    assert trainer.autocast_dtype == torch.bfloat16
+    trainer.fit()
+    losses = trainer.history['loss']
+    assert losses[-1] < 0.8 * losses[0]
+    assert all(v.dtype == torch.float32 for v in trainer.model.state_dict().values()
+               if v.is_floating_point())
+
+
+def test_precision_resolution():
+    cpu = torch.device('cpu')
+    assert resolve_precision('fp32', cpu) is None
+    assert resolve_precision('bf16', cpu) == torch.bfloat16
+    assert resolve_precision('auto', cpu) == (torch.bfloat16 if cpu_has_native_bf16() else None)
+    with pytest.raises(TrainingError, match='fp16 needs a CUDA device'):
+        resolve_precision('fp16', cpu)
+    with pytest.raises(TrainingError, match='precision'):
+        TrainConfig(precision='int8')
 
 
 def test_resume_continues_from_the_saved_iteration(tmp_path: Path, frames):
