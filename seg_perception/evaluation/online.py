@@ -443,8 +443,9 @@ def evaluate_bag_online(bag: str | Path, *, image_topic: str, gt_topic: str | No
                 image_topic, labels_topic, '-o', str(run.recorded_bag), '--timeout',
                 str(ready_timeout_s)])
             player = group.start('bag_player', BAG_PLAYER, args=[
-                str(run.replay_bag), '--rate', str(rate), '--delay', '3.0',
-                '--no-progress'])
+                str(run.replay_bag), '--rate', str(rate), '--wait-for-subscribers', '2',
+                '--wait-topics', image_topic, '--wait-timeout', str(ready_timeout_s), '--delay',
+                '0.5', '--no-progress'])
             group.wait_ready('bag_recorder', 'recording', ready_timeout_s)
             bar = _progress(len(source_inputs), f'online {Path(bag).name}', progress)
             try:

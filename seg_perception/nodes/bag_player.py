@@ -41,6 +41,14 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument('--qos-depth', type=int, default=10, help='publisher queue depth')
     parser.add_argument('--delay', type=float, default=0.0, metavar='SECONDS',
                         help='wait this long after creating publishers (discovery)')
+    parser.add_argument('--wait-for-subscribers', type=int, default=0, metavar='N',
+                        help='before playing, wait until each --wait-topics topic has N '
+                             'subscribers (a fixed --delay can lose the first messages on a busy '
+                             'machine)')
+    parser.add_argument('--wait-topics', nargs='+', metavar='TOPIC',
+                        help='bag topics --wait-for-subscribers applies to (default: all played)')
+    parser.add_argument('--wait-timeout', type=float, default=60.0, metavar='SECONDS',
+                        help='give up (exit 1) when --wait-for-subscribers is not met by then')
     parser.add_argument('--no-progress', action='store_true', help='hide the progress bar')
     return parser
 
@@ -67,8 +75,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Play the bag; return 0 when done or interrupted, 1 with a one-line error otherwise."""
     own, ros_argv = split_ros_args(argv)
     args = build_parser().parse_args(own)
-    if args.start_offset < 0 or not args.rate > 0 or args.qos_depth < 1 or args.delay < 0:
-        return _error('--start-offset and --delay must be >= 0, --rate > 0, --qos-depth >= 1')
+    if args.start_offset < 0 or not args.rate > 0 or args.qos_depth < 1 or args.delay < 0 \
+            or args.wait_for_subscribers < 0 or not args.wait_timeout > 0:
+        return _error('--start-offset, --delay and --wait-for-subscribers must be >= 0, --rate '
+                      'and --wait-timeout > 0, --qos-depth >= 1')
     try:
         reader = BagReader(args.bag)
     except BagError as exc:
@@ -110,6 +120,22 @@ def _play(reader: BagReader, args: argparse.Namespace, argv: list[str]) -> int:
         def stopped() -> bool:
             return not context.ok()
 
+        if args.wait_for_subscribers:
+            deadline = time.monotonic() + args.wait_timeout
+            waited = reader.check_topics(args.wait_topics) if args.wait_topics else topics
+            unplayed = sorted(set(waited) - set(topics))
+            if unplayed:
+                raise BagError(f'--wait-topics {", ".join(unplayed)} are not played')
+            while True:
+                missing = [t for t in waited
+                           if publishers[t].get_subscription_count() < args.wait_for_subscribers]
+                if not missing:
+                    break
+                if time.monotonic() > deadline:
+                    raise BagError(f'fewer than {args.wait_for_subscribers} subscribers on '
+                                   f'{", ".join(missing)} after {args.wait_timeout:g} s')
+                if not _sleep(0.05, stopped):
+                    return 0
         if not _sleep(args.delay, stopped):
             return 0
         progress = tqdm(total=None if start_offset_ns else per_pass, unit='msg',

@@ -56,6 +56,27 @@ def test_player_topic_selection_remap_and_rate(realsense_bag, ros_probe):
     assert info.header.stamp.sec == 0 and info.width == 640
 
 
+def test_player_waits_for_subscribers_before_playing(realsense_bag, ros_probe):
+    # The bag holds one colour frame: played before anyone subscribes, it would be lost.
+    args = [str(realsense_bag), '--topics', COLOR, '--wait-for-subscribers', '1',
+            '--wait-topics', COLOR, '--no-progress', '--qos', 'reliable']
+    with NodeProcess('seg_perception.nodes.bag_player', args=args) as player:
+        time.sleep(2.0)
+        assert player.is_running(), player.output
+        images = ros_probe.subscribe(Image, COLOR)
+        assert len(images.wait_for(1, timeout_s=30.0)) == 1
+
+
+def test_player_gives_up_waiting_with_a_one_line_error(realsense_bag, capsys):
+    assert bag_player.main([str(realsense_bag), '--wait-for-subscribers', '1', '--wait-timeout',
+                            '0.5', '--topics', COLOR_INFO, '--no-progress']) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and 'fewer than 1 subscribers' in err[0] and COLOR_INFO in err[0]
+    assert bag_player.main([str(realsense_bag), '--wait-for-subscribers', '1', '--topics',
+                            COLOR_INFO, '--wait-topics', COLOR]) == 1
+    assert 'not played' in capsys.readouterr().err
+
+
 def test_player_errors_are_one_line(tmp_path, realsense_bag, capsys):
     assert bag_player.main([str(tmp_path / 'missing')]) == 1
     assert capsys.readouterr().err.strip() == (
