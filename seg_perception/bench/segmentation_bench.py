@@ -2,7 +2,8 @@
 
 One run measures, for one model, resolution and number of cameras:
 
-* model_only: the network on a normalised batch already on the device (the floor);
+* model_only: the network on a normalised batch already on the device (the floor), timed
+  before and after the node runs; the reference is the mean of the two (machine drift);
 * engine: `engine.segment()` with the node's default outputs (4 masks + overlay), in process;
 * node_fixed_rate / node_max_rate: the real segmentation_node in its own process, fed by
   `seg_perception.nodes.bench_driver` (another process) at `--rate-hz` and then in a closed loop
@@ -103,8 +104,8 @@ def _load_average() -> list[float]:
         return []
 
 
-def measure_in_process(args: argparse.Namespace) -> dict[str, Any]:
-    """Measure model-only and the engine with the node's outputs; return both and the context.
+def measure_in_process(args: argparse.Namespace) -> tuple[dict[str, Any], Any]:
+    """Measure model-only and the engine with the node's outputs; return them and the engine.
 
     Like the node, everything runs in the main thread: PyTorch's CPU kernels measured about
     35% slower here when called from another thread, so the node does its inference in the
@@ -130,23 +131,45 @@ def measure_in_process(args: argparse.Namespace) -> dict[str, Any]:
         'network_input_hw': list(engine.input_size),
         'engine_notes': list(engine.notes),
     }
-    return box
+    return box, engine
+
+
+def measure_model_reference(args: argparse.Namespace, engine: Any) -> dict[str, Any]:
+    """Time the network alone (model-only) with the benchmark's frame size and cameras."""
+    from seg_perception.bench.segmentation_model import measure_model_only
+
+    cpu_start, wall_start = time.process_time(), time.perf_counter()
+    model_only = measure_model_only(engine, width=args.width, height=args.height,
+                                    cameras=args.cameras, iterations=args.model_iterations,
+                                    warmup=min(5, args.model_iterations))
+    wall_s = time.perf_counter() - wall_start
+    model_only['fps'] = model_only['frames_per_s']
+    model_only['cores_used'] = (time.process_time() - cpu_start) / wall_s
+    return model_only
+
+
+def combine_references(before: dict[str, Any], after: dict[str, Any]) -> dict[str, Any]:
+    """Return the model-only reference: the mean of the runs before and after the node runs.
+
+    On a shared virtual machine the same network's speed drifts by up to ~25 % between minutes;
+    timing it on both sides of the node phases keeps that drift out of the ratios.
+    """
+    keys = ('p50_ms', 'p95_ms', 'p99_ms', 'mean_ms', 'fps', 'frames_per_s')
+    combined = {k: v for k, v in before.items() if k not in keys}
+    combined.update({k: (before[k] + after[k]) / 2.0 for k in keys})
+    combined['kind'] = 'model_only_mean_of_before_and_after'
+    combined['spread_p50_ms'] = abs(before['p50_ms'] - after['p50_ms'])
+    return combined
 
 
 def _measure(args: argparse.Namespace, engine: Any) -> dict[str, Any]:
     """Time model-only and engine.segment() with the node's default outputs."""
-    from seg_perception.bench.segmentation_model import measure_engine, measure_model_only
+    from seg_perception.bench.segmentation_model import measure_engine
 
     names = {c.name for c in engine.class_set}
     mask_ids = tuple(engine.class_set.by_name(n).id for n in DEFAULT_MASK_CLASSES if n in names)
     warmup = min(5, args.model_iterations)
-    cpu_start, wall_start = time.process_time(), time.perf_counter()
-    model_only = measure_model_only(engine, width=args.width, height=args.height,
-                                    cameras=args.cameras, iterations=args.model_iterations,
-                                    warmup=warmup)
-    wall_s = time.perf_counter() - wall_start
-    model_only['fps'] = model_only['frames_per_s']
-    model_only['cores_used'] = (time.process_time() - cpu_start) / wall_s
+    model_only = measure_model_reference(args, engine)
     full = measure_engine(engine, width=args.width, height=args.height, cameras=args.cameras,
                           iterations=args.model_iterations, warmup=warmup, masks_for=mask_ids,
                           overlay=True)
@@ -221,6 +244,8 @@ def build_report(args: argparse.Namespace, measured: dict[str, Any],
         'cameras': args.cameras, 'transport': primary,
         'node_params': node_parameters(args), 'node_module': args.node_module,
         'model_only': measured['model_only'], 'engine': measured['engine'],
+        'model_only_before': measured.get('model_only_before'),
+        'model_only_after': measured.get('model_only_after'),
         'node_fixed_rate': node['fixed_rate'], 'node_max_rate': node['max_rate'],
         **_ratios(measured['model_only'], node),
         'targets': {'overhead_ratio_min': TARGET_OVERHEAD_RATIO,
@@ -250,8 +275,13 @@ def format_table(report: dict[str, Any]) -> str:
              f"{report['load_average_end']}",
              f"{'measurement':34s} {'fps':>7s} {'p50 ms':>8s} {'p95 ms':>8s} {'p99 ms':>8s} "
              f"{'sent':>5s} {'recv':>5s} {'drop':>5s}"]
-    for name, key in (('model only', 'model_only'), ('engine (4 masks + overlay)', 'engine')):
-        m = report[key]
+    for name, key in (('model only, before node runs', 'model_only_before'),
+                      ('model only, after node runs', 'model_only_after'),
+                      ('model only (reference: mean)', 'model_only'),
+                      ('engine (4 masks + overlay)', 'engine')):
+        m = report.get(key)
+        if m is None:
+            continue
         lines.append(f"{name:34s} {m['fps']:7.1f} {m['p50_ms']:8.1f} {m['p95_ms']:8.1f} "
                      f"{m['p99_ms']:8.1f}")
     for transport, node in report['node_runs'].items():
@@ -275,7 +305,7 @@ def main(args: argparse.Namespace) -> int:
     """Run the benchmark, print the table and write the JSON report."""
     _validate(args)
     load_start = _load_average()
-    measured = measure_in_process(args)
+    measured, engine = measure_in_process(args)
     transports = list(ros_load.TRANSPORTS) if args.transport == 'both' else [args.transport]
     domain_id = args.domain_id or ros_load.private_domain_id()
     failed: dict[str, str] = {}
@@ -291,6 +321,10 @@ def main(args: argparse.Namespace) -> int:
             if not nodes:
                 return 1
             failed[transport] = str(exc)
+    before = measured['model_only']
+    after = measure_model_reference(args, engine)
+    measured['model_only'] = combine_references(before, after)
+    measured['model_only_before'], measured['model_only_after'] = before, after
     report = build_report(args, measured, nodes, load_start)
     if failed:
         report['failed_runs'] = failed

@@ -35,6 +35,10 @@ def test_tiny_run_writes_every_figure(capsys) -> None:
     for key in ('p50_ms', 'p95_ms', 'p99_ms', 'fps'):
         assert report['model_only'][key] > 0
     assert report['model_only']['p50_ms'] <= report['model_only']['p99_ms']
+    for side in ('model_only_before', 'model_only_after'):
+        assert report[side]['p50_ms'] > 0
+    assert report['model_only']['p50_ms'] == pytest.approx(
+        (report['model_only_before']['p50_ms'] + report['model_only_after']['p50_ms']) / 2)
     for phase in ('node_fixed_rate', 'node_max_rate'):
         figures = report[phase]
         assert figures['sent'] == 5

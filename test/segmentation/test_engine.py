@@ -46,7 +46,8 @@ def test_engine_attributes(engine):
 def test_batch_of_sizes_gives_outputs_at_input_resolution(engine):
     sizes = [(64, 64), (48, 80), (31, 17), (240, 320)]
     frames = [_frame(h, w) for h, w in sizes]
-    results = engine.segment(frames, masks_for=[2, 0], confidence=True, overlay=True)
+    results = engine.segment(frames, masks_for=[2, 0], confidence=True, overlay=True,
+                             counts=True)
     assert len(results) == len(frames)
     for (h, w), frame, r in zip(sizes, frames, results):
         assert r.labels.shape == (h, w) and r.labels.dtype == np.uint8
@@ -73,6 +74,7 @@ def test_overlay_alpha_zero_equals_input_and_default_has_no_extras(engine):
     np.testing.assert_array_equal(r.overlay, frame)
     plain = engine.segment([frame])[0]
     assert plain.masks == {} and plain.confidence is None and plain.overlay is None
+    assert plain.class_pixel_counts is None
     engine.set_overlay_alpha(1.0)
     try:
         full = engine.segment([frame], overlay=True)[0]

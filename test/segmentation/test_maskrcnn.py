@@ -52,7 +52,7 @@ def test_maskrcnn_engine_builds_without_weights(tmp_path):
                                              input_size=(64, 64), warmup_iterations=0))
     assert engine.class_set.num_outputs == 91
     frames = [np.full((48, 80, 3), 120, np.uint8), np.zeros((64, 64, 3), np.uint8)]
-    results = engine.segment(frames, confidence=True)
+    results = engine.segment(frames, confidence=True, counts=True)
     for frame, r in zip(frames, results):
         assert r.labels.shape == frame.shape[:2] and r.labels.dtype == np.uint8
         assert r.instances.shape == frame.shape[:2] and r.instances.dtype == np.uint16
