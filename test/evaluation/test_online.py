@@ -114,8 +114,11 @@ def test_ctrl_c_leaves_a_readable_partial_report(tmp_path) -> None:
     out = tmp_path / 'out'
     command = [c for c in evaluate_cli('--mode', 'bag', '--bag', str(bag), '--gt-topic', GT,
                                        '--out', str(out)) if c != '--no-progress']
+    # A shell without job control starts background jobs with SIGINT ignored, and Python keeps
+    # an inherited SIG_IGN: give the child the default disposition, as a terminal would.
     proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            cwd=REPO_ROOT, env={**os.environ, 'PYTHONUNBUFFERED': '1'})
+                            cwd=REPO_ROOT, env={**os.environ, 'PYTHONUNBUFFERED': '1'},
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     progress = bytearray()
     reader = threading.Thread(target=lambda: [progress.extend(chunk) for chunk in
                                               iter(lambda: proc.stderr.read1(256), b'')],
