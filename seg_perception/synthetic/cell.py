@@ -137,7 +137,7 @@ class SyntheticCell:
         x0, y0 = boxes[:, :2].min(axis=0)
         x1, y1 = boxes[:, 2:].max(axis=0)
         fid = r.face_id[y0:y1, x0:x1]
-        mask = (fid >= min(fids)) & (fid <= max(fids)) & np.isin(fid, fids)
+        mask = np.isin(fid, fids)
         if not mask.any():
             return
         z = r.z[y0:y1, x0:x1][mask]
