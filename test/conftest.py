@@ -28,3 +28,13 @@ def shared_data() -> Path:
     if not SHARED_DATA.is_dir():
         pytest.skip(f'shared data folder {SHARED_DATA} is absent')
     return SHARED_DATA
+
+
+@pytest.fixture
+def one_torch_thread():
+    """Run a test with one torch CPU thread (steady timing beside other tests), then restore."""
+    import torch
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)

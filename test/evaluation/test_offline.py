@@ -27,12 +27,7 @@ from seg_perception.segmentation.model_spec import (
 from seg_perception.synthetic import SyntheticCell, SyntheticConfig
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+pytestmark = pytest.mark.usefixtures('one_torch_thread')
 
 
 class _ColourOracle(torch.nn.Module):

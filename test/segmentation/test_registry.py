@@ -14,12 +14,7 @@ LIGHT = ('unet_small', 'deeplabv3plus_mobilenet', 'deeplabv3_mobilenet_v3_large'
 HEAVY = ('fcn_resnet50', 'deeplabv3_resnet50', 'fcn_resnet101', 'deeplabv3_resnet101')
 
 
-@pytest.fixture(autouse=True)
-def _few_threads():
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+pytestmark = pytest.mark.usefixtures('one_torch_thread')
 
 
 def test_architectures_cover_the_documented_names():

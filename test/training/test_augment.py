@@ -16,6 +16,8 @@ from seg_perception.training.augment import (
     NO_AUGMENT,
 )
 
+pytestmark = pytest.mark.usefixtures('one_torch_thread')
+
 
 def _coded_batch(n: int = 4, h: int = 40, w: int = 56) -> tuple[torch.Tensor, torch.Tensor]:
     """Return images whose red channel encodes the label (label * 40) of each pixel."""
@@ -31,7 +33,6 @@ def _coded_batch(n: int = 4, h: int = 40, w: int = 56) -> tuple[torch.Tensor, to
 
 
 def test_geometry_keeps_labels_aligned_with_the_image():
-    torch.set_num_threads(1)
     rgb, labels = _coded_batch()
     cfg = AugmentConfig(hflip_p=0.5, vflip_p=0.5, scale_range=(0.7, 1.4), rotate_deg=15)
     x = rgb.permute(0, 3, 1, 2).float()
@@ -50,7 +51,6 @@ def test_geometry_keeps_labels_aligned_with_the_image():
 
 
 def test_random_crops_keep_the_pixel_scale_and_the_labels_aligned():
-    torch.set_num_threads(1)
     rgb, labels = _coded_batch(n=6)
     x = rgb.permute(0, 3, 1, 2).float()
     gen = torch.Generator().manual_seed(5)
