@@ -137,7 +137,10 @@ def test_bad_inputs_are_counted_and_survived(running_node, ros_probe, frames) ->
     assert candidates.wait_for(1, timeout_s=30.0)[-1].header.stamp.sec == 300
     # All-invalid depth and empty masks give empty results, not errors.
     empty_depth = dataclasses.replace(frame, depth_m=np.full_like(frame.depth_m, np.nan))
+    # One at a time: the node keeps only the newest matched set (a one-slot mailbox), so a set
+    # sent while the worker is busy may replace the one before it.
     feeder.send(empty_depth, 301)
+    candidates.wait_for(2, timeout_s=30.0)
     feeder.send(frame, 302, labels=np.zeros_like(frame.labels))
     got = candidates.wait_for(3, timeout_s=30.0)
     assert [len(m.candidates) for m in got[1:3]] == [0, 0]
