@@ -26,6 +26,7 @@ from tqdm import tqdm
 
 from seg_perception.constants import UNLABELED_ID
 from seg_perception.evaluation.metrics import SegmentationScores
+from seg_perception.host_memory import retain_freed_memory
 from seg_perception.segmentation.engine import cpu_has_native_bf16
 from seg_perception.segmentation.model_spec import ModelSpec, save_checkpoint
 from seg_perception.training.augment import (
@@ -151,6 +152,10 @@ class Trainer:
         if config.threads:
             torch.set_num_threads(config.threads)
         self.device = resolve_device(config.device)
+        if self.device.type == 'cpu':
+            # A CPU step page-faulted ~14k fresh pages of activations and gradients (batch 12
+            # at 176x224); keeping freed memory mapped made steps ~10% faster and steadier.
+            retain_freed_memory()
         self.model = model.to(self.device)
         self.memory_format = torch.channels_last if config.channels_last \
             else torch.contiguous_format
