@@ -11,17 +11,20 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
+import shutil
 import sys
 import time
-from typing import Any, Mapping, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 from seg_perception import process_group
 from seg_perception.process_group import ManagedProcess, ros_arguments
 
-__all__ = ['BenchProcessError', 'TRANSPORTS', 'private_domain_id',
+__all__ = ['BenchProcessError', 'HOLD_POINTS', 'TRANSPORTS', 'private_domain_id',
            'ros_environment', 'run_node_benchmark', 'shm_profile_path']
 
 TRANSPORTS = ('shm', 'udp')
+# Where the bench driver waits (and the node idles) so the model alone can be timed.
+HOLD_POINTS = ('before_fixed_rate', 'between_phases', 'after_max_rate')
 NODE_MODULE = 'seg_perception.nodes.segmentation_node'
 DRIVER_MODULE = 'seg_perception.nodes.bench_driver'
 PACKAGE_ROOT = Path(__file__).resolve().parents[1]  # seg_perception/
@@ -93,28 +96,46 @@ def ros_environment(*, domain_id: int, transport: str, log_dir: Path,
 
 def run_node_benchmark(*, node_params: Mapping[str, Any], driver_args: Sequence[str],
                        env: Mapping[str, str], work_dir: Path, timeout_s: float,
-                       node_module: str = NODE_MODULE, label: str = 'run') -> dict[str, Any]:
+                       node_module: str = NODE_MODULE, label: str = 'run',
+                       on_hold: Callable[[str], None] | None = None) -> dict[str, Any]:
     """Run segmentation_node + bench_driver once; return the driver's result document.
 
+    on_hold: called with each of the driver's hold points (before the fixed-rate phase, between
+    the phases, after the max-rate phase) while the driver waits there and the node idles; the
+    benchmark times the model alone in these gaps, next to the phases it is compared with.
     Raises BenchProcessError (with the tail of the failing process's log) when a process dies,
     the driver fails, or the whole run exceeds `timeout_s`; both processes are stopped always.
     """
     work_dir.mkdir(parents=True, exist_ok=True)
     result_path = work_dir / f'driver_{label}.json'
     result_path.unlink(missing_ok=True)
+    hold_args: list[str] = []
+    hold_dir = work_dir / f'hold_{label}'
+    if on_hold is not None:
+        shutil.rmtree(hold_dir, ignore_errors=True)
+        hold_dir.mkdir(parents=True)
+        hold_args = ['--hold-dir', str(hold_dir), '--hold-timeout-s', str(timeout_s)]
     node = driver = None
     try:
         node = ManagedProcess('segmentation_node', [
             sys.executable, '-m', node_module, *ros_arguments(params=node_params)],
             log_path=work_dir / f'node_{label}.log', env=env, cwd=SOURCE_ROOT)
         driver = ManagedProcess('bench_driver', [
-            sys.executable, '-m', DRIVER_MODULE, *driver_args, '--output', str(result_path)],
+            sys.executable, '-m', DRIVER_MODULE, *driver_args, *hold_args,
+            '--output', str(result_path)],
             log_path=work_dir / f'driver_{label}.log', env=env, cwd=SOURCE_ROOT)
         deadline = time.monotonic() + timeout_s
+        released: set[str] = set()
         while True:
-            code = driver.wait(0.5)
+            code = driver.wait(0.05 if on_hold is not None else 0.5)
             if code is not None:
                 break
+            if on_hold is not None:
+                for ready in sorted(hold_dir.glob('*.ready'), key=lambda p: p.stat().st_mtime):
+                    if ready.stem not in released:
+                        on_hold(ready.stem)
+                        released.add(ready.stem)
+                        (hold_dir / f'{ready.stem}.go').touch()
             if not node.is_running():
                 raise BenchProcessError(f'segmentation node exited with status '
                                         f'{node.returncode}:\n{node.tail()}')

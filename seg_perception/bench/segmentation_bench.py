@@ -2,17 +2,20 @@
 
 One run measures, for one model, resolution and number of cameras:
 
-* model_only: the network on a normalised batch already on the device (the floor), timed
-  before and after the node runs; the reference is the mean of the two (machine drift);
+* model_only: the network on a normalised batch already on the device (the floor), timed in
+  this process while the node idles: before the fixed-rate phase, between the phases and after
+  the max-rate phase (the driver holds there). Each phase is compared with the mean of the two
+  references on either side of it, so the machine's drift between minutes stays out of the ratio;
 * engine: `engine.segment()` with the node's default outputs (4 masks + overlay), in process;
 * node_fixed_rate / node_max_rate: the real segmentation_node in its own process, fed by
   `seg_perception.nodes.bench_driver` (another process) at `--rate-hz` and then in a closed loop
   as fast as the node consumes; latency = labels receive time - input header stamp.
 
 It prints a table and writes JSON (default build/bench/segmentation.json) with
-`overhead_ratio` = node max-rate frames/s / model-only frames/s and `added_latency_ms` = node p50
-latency at the fixed rate - model-only p50. This module imports no rclpy: ROS runs in the
-processes that `ros_load` starts.
+`overhead_ratio` = node max-rate frames/s / model-only frames/s (the references around the
+max-rate phase) and `added_latency_ms` = node p50 latency at the fixed rate - model-only p50 (the
+references around the fixed-rate phase). This module imports no rclpy: ROS runs in the processes
+that `ros_load` starts.
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ import time
 from typing import Any
 
 from seg_perception.bench import ros_load
+from seg_perception.bench.ros_load import HOLD_POINTS
 
 DEFAULT_MASK_CLASSES = ('box', 'polybag', 'envelope', 'cylinder')  # the node's default
 TARGET_OVERHEAD_RATIO = 0.90
@@ -148,33 +152,35 @@ def measure_model_reference(args: argparse.Namespace, engine: Any) -> dict[str, 
     return model_only
 
 
-def combine_references(before: dict[str, Any], after: dict[str, Any]) -> dict[str, Any]:
-    """Return the model-only reference: the mean of the runs before and after the node runs.
+def combine_references(*references: dict[str, Any]) -> dict[str, Any]:
+    """Return the mean of model-only references timed at different moments.
 
     On a shared virtual machine the same network's speed drifts by up to ~25 % between minutes;
-    timing it on both sides of the node phases keeps that drift out of the ratios.
+    timing it on both sides of a node phase keeps that drift out of the ratios.
     """
+    if not references:
+        raise ValueError('no model-only reference to combine')
     keys = ('p50_ms', 'p95_ms', 'p99_ms', 'mean_ms', 'fps', 'frames_per_s')
-    combined = {k: v for k, v in before.items() if k not in keys}
-    combined.update({k: (before[k] + after[k]) / 2.0 for k in keys})
-    combined['kind'] = 'model_only_mean_of_before_and_after'
-    combined['spread_p50_ms'] = abs(before['p50_ms'] - after['p50_ms'])
+    combined = {k: v for k, v in references[0].items() if k not in keys}
+    combined.update({k: sum(r[k] for r in references) / len(references) for k in keys})
+    combined['kind'] = f'model_only_mean_of_{len(references)}'
+    p50s = [r['p50_ms'] for r in references]
+    combined['spread_p50_ms'] = max(p50s) - min(p50s)
     return combined
 
 
 def _measure(args: argparse.Namespace, engine: Any) -> dict[str, Any]:
-    """Time model-only and engine.segment() with the node's default outputs."""
+    """Time engine.segment() with the node's default outputs (warms the engine up, too)."""
     from seg_perception.bench.segmentation_model import measure_engine
 
     names = {c.name for c in engine.class_set}
     mask_ids = tuple(engine.class_set.by_name(n).id for n in DEFAULT_MASK_CLASSES if n in names)
     warmup = min(5, args.model_iterations)
-    model_only = measure_model_reference(args, engine)
     full = measure_engine(engine, width=args.width, height=args.height, cameras=args.cameras,
                           iterations=args.model_iterations, warmup=warmup, masks_for=mask_ids,
                           overlay=True)
     full['fps'] = full['frames_per_s']
-    return {'model_only': model_only, 'engine': full}
+    return {'engine': full}
 
 
 def node_parameters(args: argparse.Namespace) -> dict[str, Any]:
@@ -190,8 +196,13 @@ def node_parameters(args: argparse.Namespace) -> dict[str, Any]:
     return params
 
 
-def measure_node(args: argparse.Namespace, transport: str, domain_id: int) -> dict[str, Any]:
-    """Run the node and the driver once over `transport`; return the driver's figures."""
+def measure_node(args: argparse.Namespace, transport: str, domain_id: int,
+                 engine: Any) -> dict[str, Any]:
+    """Run the node and the driver once over `transport`; return the driver's figures.
+
+    The model-only references are timed with `engine` at the driver's hold points and returned
+    under 'model_only_references'.
+    """
     build = Path('build')
     env = ros_load.ros_environment(domain_id=domain_id, transport=transport,
                                    log_dir=(build / 'ros_log').resolve(),
@@ -201,10 +212,20 @@ def measure_node(args: argparse.Namespace, transport: str, domain_id: int) -> di
                    '--frames', str(args.frames), '--max-frames', str(args.frames),
                    '--window', str(args.window)]
     load_before = _load_average()
+    references: dict[str, dict[str, Any]] = {}
+
+    def time_model_alone(point: str) -> None:
+        print(f'segmentation bench: model alone, {point.replace("_", " ")} ...', flush=True)
+        references[point] = measure_model_reference(args, engine)
+
     result = ros_load.run_node_benchmark(
         node_params=node_parameters(args), driver_args=driver_args, env=env,
         work_dir=(build / 'bench' / 'segmentation_runs').resolve(), timeout_s=args.timeout_s,
-        node_module=args.node_module, label=transport)
+        node_module=args.node_module, label=transport, on_hold=time_model_alone)
+    missing = [p for p in HOLD_POINTS if p not in references]
+    if missing:
+        raise ros_load.BenchProcessError(f'the driver never held at {", ".join(missing)}')
+    result['model_only_references'] = references
     result['transport'] = transport
     result['fastdds_profile'] = env.get('FASTDDS_DEFAULT_PROFILES_FILE')
     result['load_average_before'] = load_before
@@ -212,10 +233,18 @@ def measure_node(args: argparse.Namespace, transport: str, domain_id: int) -> di
     return result
 
 
-def _ratios(model_only: dict[str, Any], node: dict[str, Any]) -> dict[str, Any]:
+def phase_references(node: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Return the model-only references of the fixed-rate and max-rate phases of a node run."""
+    refs = node['model_only_references']
+    before, between, after = (refs[p] for p in HOLD_POINTS)
+    return combine_references(before, between), combine_references(between, after)
+
+
+def _ratios(node: dict[str, Any]) -> dict[str, Any]:
     fixed, maximum = node['fixed_rate'], node['max_rate']
-    ratio = maximum['fps'] / model_only['fps'] if model_only['fps'] > 0 else 0.0
-    added = fixed.get('latency_p50_ms', float('nan')) - model_only['p50_ms']
+    fixed_ref, max_ref = phase_references(node)
+    ratio = maximum['fps'] / max_ref['fps'] if max_ref['fps'] > 0 else 0.0
+    added = fixed.get('latency_p50_ms', float('nan')) - fixed_ref['p50_ms']
     return {'overhead_ratio': ratio, 'added_latency_ms': added,
             'meets_overhead_target': ratio >= TARGET_OVERHEAD_RATIO,
             'meets_latency_target': added <= TARGET_ADDED_LATENCY_MS}
@@ -243,11 +272,13 @@ def build_report(args: argparse.Namespace, measured: dict[str, Any],
         'resolution': {'width': args.width, 'height': args.height},
         'cameras': args.cameras, 'transport': primary,
         'node_params': node_parameters(args), 'node_module': args.node_module,
-        'model_only': measured['model_only'], 'engine': measured['engine'],
-        'model_only_before': measured.get('model_only_before'),
-        'model_only_after': measured.get('model_only_after'),
+        'model_only': combine_references(*node['model_only_references'].values()),
+        'model_only_fixed_rate_reference': phase_references(node)[0],
+        'model_only_max_rate_reference': phase_references(node)[1],
+        'model_only_references': node['model_only_references'],
+        'engine': measured['engine'],
         'node_fixed_rate': node['fixed_rate'], 'node_max_rate': node['max_rate'],
-        **_ratios(measured['model_only'], node),
+        **_ratios(node),
         'targets': {'overhead_ratio_min': TARGET_OVERHEAD_RATIO,
                     'added_latency_ms_max': TARGET_ADDED_LATENCY_MS},
         'node_runs': nodes,
@@ -257,7 +288,7 @@ def build_report(args: argparse.Namespace, measured: dict[str, Any],
             t: {'fixed_latency_p50_ms': n['fixed_rate'].get('latency_p50_ms'),
                 'max_rate_fps': n['max_rate']['fps'],
                 'max_rate_latency_p50_ms': n['max_rate'].get('latency_p50_ms'),
-                **_ratios(measured['model_only'], n)} for t, n in nodes.items()}
+                **_ratios(n)} for t, n in nodes.items()}
     return report
 
 
@@ -275,23 +306,29 @@ def format_table(report: dict[str, Any]) -> str:
              f"{report['load_average_end']}",
              f"{'measurement':34s} {'fps':>7s} {'p50 ms':>8s} {'p95 ms':>8s} {'p99 ms':>8s} "
              f"{'sent':>5s} {'recv':>5s} {'drop':>5s}"]
-    for name, key in (('model only, before node runs', 'model_only_before'),
-                      ('model only, after node runs', 'model_only_after'),
-                      ('model only (reference: mean)', 'model_only'),
-                      ('engine (4 masks + overlay)', 'engine')):
-        m = report.get(key)
-        if m is None:
-            continue
-        lines.append(f"{name:34s} {m['fps']:7.1f} {m['p50_ms']:8.1f} {m['p95_ms']:8.1f} "
-                     f"{m['p99_ms']:8.1f}")
+    m = report['engine']
+    lines.append(f"{'engine (4 masks + overlay)':34s} {m['fps']:7.1f} {m['p50_ms']:8.1f} "
+                 f"{m['p95_ms']:8.1f} {m['p99_ms']:8.1f}")
     for transport, node in report['node_runs'].items():
-        for phase, label in (('fixed_rate', f"node {node['fixed_rate']['rate_hz']:g} Hz"),
-                             ('max_rate', 'node max rate')):
+        refs = node['model_only_references']
+        for point, phase, label in (
+                (HOLD_POINTS[0], 'fixed_rate', f"node {node['fixed_rate']['rate_hz']:g} Hz"),
+                (HOLD_POINTS[1], 'max_rate', 'node max rate'), (HOLD_POINTS[2], None, None)):
+            r = refs[point]
+            lines.append(f"{'model only, ' + point.replace('_', ' '):34s} {r['fps']:7.1f} "
+                         f"{r['p50_ms']:8.1f} {r['p95_ms']:8.1f} {r['p99_ms']:8.1f}")
+            if phase is None:
+                continue
             m = node[phase]
             lines.append(f"{label + ' [' + transport + ']':34s} {m['fps']:7.1f} "
                          f"{_fmt(m.get('latency_p50_ms')):>8s} {_fmt(m.get('latency_p95_ms')):>8s}"
                          f" {_fmt(m.get('latency_p99_ms')):>8s} {m['sent']:5d} "
                          f"{m['received']:5d} {m['dropped']:5d}")
+            counts = m.get('node')
+            if counts:
+                lines.append(f"  in the node: {counts['frames_received']} received, "
+                             f"{counts['frames_published']} published, "
+                             f"{counts['frames_dropped']} replaced by a newer frame")
     lines.append(f"overhead_ratio {report['overhead_ratio']:.3f} (target >= "
                  f"{TARGET_OVERHEAD_RATIO}), added_latency_ms {report['added_latency_ms']:.1f} "
                  f"(target <= {TARGET_ADDED_LATENCY_MS:g}) [{report['transport']}]")
@@ -314,17 +351,13 @@ def main(args: argparse.Namespace) -> int:
         print(f'segmentation bench: node run over {transport} (domain {domain_id}) ...',
               flush=True)
         try:
-            nodes[transport] = measure_node(args, transport, domain_id)
+            nodes[transport] = measure_node(args, transport, domain_id, engine)
         except ros_load.BenchProcessError as exc:
             print(f'seg_perception bench segmentation: error over {transport}: {exc}',
                   file=sys.stderr)
             if not nodes:
                 return 1
             failed[transport] = str(exc)
-    before = measured['model_only']
-    after = measure_model_reference(args, engine)
-    measured['model_only'] = combine_references(before, after)
-    measured['model_only_before'], measured['model_only_after'] = before, after
     report = build_report(args, measured, nodes, load_start)
     if failed:
         report['failed_runs'] = failed

@@ -8,11 +8,18 @@ from one clock (wall time, the clock the header stamps use): latency = receive t
 2. warm-up: a few frames in lock-step (not measured);
 3. fixed rate: `--frames` ticks at `--rate-hz` (every tick sends one frame per camera, same stamp);
 4. max rate: `--max-frames` ticks in a closed loop that keeps at most `--window` ticks in flight
-   (window 2 = one frame being processed and one waiting, so the node never idles).
+   (window 2 = one frame being processed and one waiting, so the node never idles). Sends are at
+   least half a frame interval apart (the recent median gap between labels): a camera never
+   sends two frames at once, and a burst of two would make the node's depth-1 input queue
+   drop the first, which then repeats each time two ticks settle together.
 
 A frame is received when its labels arrive, dropped when a later frame's labels of the same
-camera arrive first or when it never arrives before the drain timeout. The figures are written
-as JSON to `--output` (read by `seg_perception bench segmentation`, which starts this process).
+camera arrive first or when it never arrives before the drain timeout. The node's own counters
+from /diagnostics (frames it received, published and dropped from its one-slot mailbox) are
+recorded per phase, so a drop can be told apart: lost in transport (sent but never received by
+the node) or replaced in the node (received, then overtaken by a newer frame). The figures are
+written as JSON to `--output` (read by `seg_perception bench segmentation`, which starts this
+process).
 """
 
 from __future__ import annotations
@@ -25,15 +32,18 @@ import threading
 import time
 from typing import Any, Sequence
 
+from diagnostic_msgs.msg import DiagnosticArray
 import numpy as np
 import rclpy
 from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import Image
 
+from seg_perception.bench.ros_load import HOLD_POINTS
 from seg_perception.conversions import numpy_to_image
 
-RESULT_VERSION = 1
+RESULT_VERSION = 2
+NODE_COUNTERS = ('frames_received', 'frames_published', 'frames_dropped')
 
 
 class DriverError(RuntimeError):
@@ -55,6 +65,13 @@ def _parse(argv: Sequence[str]) -> argparse.Namespace:
                    help='longest wait for any labels before giving up')
     p.add_argument('--loss-timeout-s', type=float, default=1.5,
                    help='max-rate phase: a frame not back after this long counts as lost')
+    p.add_argument('--diagnostics-timeout-s', type=float, default=3.0,
+                   help="wait this long for the node's /diagnostics around each phase")
+    p.add_argument('--hold-dir', type=Path, default=None,
+                   help='before each phase and after the last, write <dir>/<point>.ready and '
+                        'wait for <dir>/<point>.go (points: %s); the benchmark times the '
+                        'model alone there while the node idles' % ', '.join(HOLD_POINTS))
+    p.add_argument('--hold-timeout-s', type=float, default=600.0)
     p.add_argument('--reliable-input', action='store_true',
                    help='publish frames with reliable QoS (default best effort, REP 2003)')
     p.add_argument('--output', type=Path, required=True)
@@ -77,6 +94,8 @@ class _Ledger:
         self.receive_ns: dict[tuple[int, int], int] = {}
         self.newest_received = [-1] * cameras  # per camera, newest stamp_ns received
         self.last_receive_ns = 0
+        self.receive_gaps_ns: list[int] = []  # between consecutive labels of camera 0
+        self._last_cam0_ns = 0
 
     def on_labels(self, cam: int, msg: Any) -> None:
         now_ns = time.time_ns()
@@ -88,7 +107,17 @@ class _Ledger:
                 self.receive_ns[key] = now_ns
             self.newest_received[cam] = max(self.newest_received[cam], stamp_ns)
             self.last_receive_ns = now_ns
+            if cam == 0:
+                if self._last_cam0_ns:
+                    self.receive_gaps_ns.append(now_ns - self._last_cam0_ns)
+                self._last_cam0_ns = now_ns
             self.cond.notify_all()
+
+    def recent_gap_ns(self, count: int = 9) -> int:
+        """Return the median gap between the last `count` labels of camera 0 (0 if unknown)."""
+        with self.cond:
+            gaps = self.receive_gaps_ns[-count:]
+        return int(np.median(gaps)) if len(gaps) == count else 0
 
     def settled(self, stamp_ns: int) -> bool:
         """Return whether every camera's frame of this tick was received or overtaken."""
@@ -116,6 +145,48 @@ class _Ledger:
         return out
 
 
+class _NodeCounters:
+    """The segmentation node's per-camera frame counters, as last seen on /diagnostics."""
+
+    def __init__(self, topics: list[str]) -> None:
+        self.topics = topics
+        self.cond = threading.Condition()
+        self.latest: dict[str, dict[str, int]] = {}
+        self.newest_stamp_ns = 0
+
+    def on_diagnostics(self, msg: Any) -> None:
+        stamp_ns = msg.header.stamp.sec * 1_000_000_000 + msg.header.stamp.nanosec
+        with self.cond:
+            self.newest_stamp_ns = max(self.newest_stamp_ns, stamp_ns)
+            for status in msg.status:
+                topic = next((t for t in self.topics if status.name.endswith(': ' + t)), None)
+                if topic is None:
+                    continue
+                values = {kv.key: kv.value for kv in status.values}
+                try:
+                    self.latest[topic] = {k: int(values[k]) for k in NODE_COUNTERS}
+                except (KeyError, ValueError):
+                    continue
+            self.cond.notify_all()
+
+    def snapshot(self, timeout_s: float) -> dict[str, int] | None:
+        """Wait for /diagnostics stamped after now; return counters summed over the cameras."""
+        now_ns = time.time_ns()  # the node stamps with the same (system) clock
+        with self.cond:
+            self.cond.wait_for(lambda: self.newest_stamp_ns > now_ns, timeout_s)
+            if len(self.latest) < len(self.topics):
+                return None
+            return {k: sum(c[k] for c in self.latest.values()) for k in NODE_COUNTERS}
+
+
+def counter_delta(before: dict[str, int] | None,
+                  after: dict[str, int] | None) -> dict[str, int] | None:
+    """Return the node's counts during a phase (None when /diagnostics was not seen)."""
+    if before is None or after is None:
+        return None
+    return {k: after[k] - before[k] for k in NODE_COUNTERS}
+
+
 class BenchDriver:
     """Publishers for N camera topics and subscribers for their labels, spun in a thread."""
 
@@ -130,6 +201,9 @@ class BenchDriver:
         out_qos = QoSProfile(depth=10, history=HistoryPolicy.KEEP_LAST,
                              reliability=ReliabilityPolicy.RELIABLE)
         self.ledger = _Ledger(args.cameras)
+        self.node_counters = _NodeCounters([f'cam{c}/image_raw' for c in range(args.cameras)])
+        self.node.create_subscription(DiagnosticArray, '/diagnostics',
+                                      self.node_counters.on_diagnostics, 10)
         self.publishers = []
         self.label_topics = []
         self.messages = []
@@ -244,12 +318,36 @@ class BenchDriver:
                 break
             if len(in_flight) >= self.args.window:
                 continue
+            if stamps:
+                pause_s = (stamps[-1] + self.ledger.recent_gap_ns() // 2 - time.time_ns()) / 1e9
+                if pause_s > 0:
+                    time.sleep(pause_s)
             stamp = self._send_tick()
             stamps.append(stamp)
             in_flight.append(stamp)
         self._drain(stamps)
         return {'window': self.args.window, 'stalled': stalled,
                 **self.ledger.summary(stamps, start_ns)}
+
+    def with_node_counters(self, phase: Any) -> dict[str, Any]:
+        """Run a phase; add the node's received/published/dropped counts during it."""
+        timeout_s = self.args.diagnostics_timeout_s
+        before = self.node_counters.snapshot(timeout_s)
+        result = phase()
+        # Let the last frames of the phase reach the counters before the closing snapshot.
+        return {**result, 'node': counter_delta(before, self.node_counters.snapshot(timeout_s))}
+
+    def hold(self, point: str) -> None:
+        """Wait at `point` until the benchmark says go (no-op without --hold-dir)."""
+        if self.args.hold_dir is None:
+            return
+        (self.args.hold_dir / f'{point}.ready').touch()
+        go = self.args.hold_dir / f'{point}.go'
+        deadline = time.monotonic() + self.args.hold_timeout_s
+        while not go.exists():
+            if time.monotonic() > deadline:
+                raise DriverError(f'no go for {point} in {self.args.hold_timeout_s:.0f} s')
+            time.sleep(0.02)
 
     def _drain(self, stamps: list[int]) -> None:
         """Wait until the last tick settled, at most frame_timeout_s."""
@@ -272,10 +370,13 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         discovery_s = driver.wait_for_discovery()
         warmup_sent = driver.warmup()
         print(f'discovery {discovery_s:.1f} s, warm-up frames sent {warmup_sent}', flush=True)
-        fixed = driver.fixed_rate()
+        driver.hold(HOLD_POINTS[0])
+        fixed = driver.with_node_counters(driver.fixed_rate)
         print(f'fixed rate: {json.dumps(fixed)}', flush=True)
-        maximum = driver.max_rate() if args.max_frames else None
+        driver.hold(HOLD_POINTS[1])
+        maximum = driver.with_node_counters(driver.max_rate) if args.max_frames else None
         print(f'max rate: {json.dumps(maximum)}', flush=True)
+        driver.hold(HOLD_POINTS[2])
     finally:
         driver.close()
     return {'version': RESULT_VERSION, 'cameras': args.cameras,

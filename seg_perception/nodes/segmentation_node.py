@@ -248,6 +248,8 @@ class SegmentationNode(Node):
         for (cam, msg, received_ns), result in zip(valid, results):
             header = msg.header
             pubs = cam.publishers
+            # Counted first: whoever got these labels sees them in the next /diagnostics.
+            cam.published.tick()
             pubs['labels'].publish(numpy_to_image(result.labels, 'mono8', header))
             for cid, mask in result.masks.items():
                 pub = cam.mask_publishers.get(cid)
@@ -257,7 +259,6 @@ class SegmentationNode(Node):
                 pubs['overlay'].publish(numpy_to_image(result.overlay, 'rgb8', header))
             if result.confidence is not None:
                 pubs['confidence'].publish(numpy_to_image(result.confidence, 'mono8', header))
-            cam.published.tick()
             cam.end_to_end_ms.add((time.monotonic_ns() - received_ns) / 1e6)
 
     # --- diagnostics

@@ -35,10 +35,17 @@ def test_tiny_run_writes_every_figure(capsys) -> None:
     for key in ('p50_ms', 'p95_ms', 'p99_ms', 'fps'):
         assert report['model_only'][key] > 0
     assert report['model_only']['p50_ms'] <= report['model_only']['p99_ms']
-    for side in ('model_only_before', 'model_only_after'):
-        assert report[side]['p50_ms'] > 0
+    refs = report['model_only_references']
+    assert list(refs) == list(ros_load.HOLD_POINTS)  # timed in the driver's holds, in order
+    assert all(refs[p]['p50_ms'] > 0 for p in refs)
     assert report['model_only']['p50_ms'] == pytest.approx(
-        (report['model_only_before']['p50_ms'] + report['model_only_after']['p50_ms']) / 2)
+        sum(r['p50_ms'] for r in refs.values()) / 3)
+    fixed_ref = report['model_only_fixed_rate_reference']
+    max_ref = report['model_only_max_rate_reference']
+    assert fixed_ref['p50_ms'] == pytest.approx(
+        (refs['before_fixed_rate']['p50_ms'] + refs['between_phases']['p50_ms']) / 2)
+    assert max_ref['fps'] == pytest.approx(
+        (refs['between_phases']['fps'] + refs['after_max_rate']['fps']) / 2)
     for phase in ('node_fixed_rate', 'node_max_rate'):
         figures = report[phase]
         assert figures['sent'] == 5
@@ -47,11 +54,16 @@ def test_tiny_run_writes_every_figure(capsys) -> None:
         assert figures['fps'] > 0
         assert 0 < figures['latency_p50_ms'] <= figures['latency_p95_ms'] \
             <= figures['latency_p99_ms']
+        # The node's own counters (from /diagnostics) account for every frame it got.
+        node = figures['node']
+        assert node['frames_received'] <= figures['sent']
+        assert node['frames_published'] + node['frames_dropped'] == node['frames_received']
+        assert node['frames_published'] >= figures['received']
     assert report['node_fixed_rate']['rate_hz'] == 20
     assert report['overhead_ratio'] == pytest.approx(
-        report['node_max_rate']['fps'] / report['model_only']['fps'])
+        report['node_max_rate']['fps'] / max_ref['fps'])
     assert report['added_latency_ms'] == pytest.approx(
-        report['node_fixed_rate']['latency_p50_ms'] - report['model_only']['p50_ms'])
+        report['node_fixed_rate']['latency_p50_ms'] - fixed_ref['p50_ms'])
     assert math.isfinite(report['added_latency_ms'])
     assert report['node_runs']['shm']['fastdds_profile'].endswith('fastdds_shm.xml')
     assert 'overhead_ratio' in capsys.readouterr().out
