@@ -10,6 +10,7 @@ PACKAGE = 'seg_perception'
 # Node executables: installed into lib/seg_perception so `ros2 run` and launch find them.
 NODE_EXECUTABLES = [
     'segmentation_node = seg_perception.nodes.segmentation_node:main',
+    'segmentation_lifecycle_node = seg_perception.nodes.segmentation_lifecycle_node:main',
     'grasp_assist_node = seg_perception.nodes.grasp_assist_node:main',
     'synthetic_camera_node = seg_perception.nodes.synthetic_camera_node:main',
     'bag_player = seg_perception.nodes.bag_player:main',

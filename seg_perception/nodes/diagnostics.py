@@ -16,7 +16,7 @@ class DiagnosticsPublisher:
 
     def __init__(self, node: Node) -> None:
         self._node = node
-        self._pub = node.create_publisher(DiagnosticArray, '/diagnostics', 10)
+        self.publisher = node.create_publisher(DiagnosticArray, '/diagnostics', 10)
         self.hardware_id = node.get_fully_qualified_name()
 
     def publish(self, statuses: list[tuple[str, str, str, Mapping[str, object]]]) -> None:
@@ -28,7 +28,7 @@ class DiagnosticsPublisher:
                 level=LEVELS[level], name=f'{self._node.get_name()}: {name}', message=message,
                 hardware_id=self.hardware_id,
                 values=[KeyValue(key=k, value=_fmt(v)) for k, v in values.items()]))
-        self._pub.publish(msg)
+        self.publisher.publish(msg)
 
 
 def _fmt(value: object) -> str:

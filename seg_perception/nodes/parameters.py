@@ -23,21 +23,27 @@ class ParamSpec:
 
 def declare_parameters(node: Node, specs: Sequence[ParamSpec]) -> dict[str, Any]:
     """Declare every parameter of `specs` on `node` and return their current values."""
-    values = {}
     for spec in specs:
         descriptor = ParameterDescriptor(
             description=spec.description + ('' if spec.runtime else ' (read at start-up)'),
             read_only=False)
         if spec.type_ is not None and spec.default in ([], ()):
             node.declare_parameter(spec.name, spec.type_, descriptor)
-            try:
-                values[spec.name] = node.get_parameter(spec.name).value
-            except Exception:  # noqa: B902 - uninitialised list parameter: the empty default
-                values[spec.name] = []
-            if values[spec.name] is None:
-                values[spec.name] = []
         else:
-            values[spec.name] = node.declare_parameter(spec.name, spec.default, descriptor).value
+            node.declare_parameter(spec.name, spec.default, descriptor)
+    return parameter_values(node, specs)
+
+
+def parameter_values(node: Node, specs: Sequence[ParamSpec]) -> dict[str, Any]:
+    """Return the current values of declared parameters (an unset list reads as [])."""
+    values = {}
+    for spec in specs:
+        try:
+            values[spec.name] = node.get_parameter(spec.name).value
+        except Exception:  # noqa: B902 - uninitialised list parameter: the empty default
+            values[spec.name] = []
+        if values[spec.name] is None:
+            values[spec.name] = []
     return values
 
 

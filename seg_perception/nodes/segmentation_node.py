@@ -91,19 +91,27 @@ class _Camera:
         return f'{self.prefix}/segmentation/{name}' if self.prefix else f'segmentation/{name}'
 
 
-class SegmentationNode(Node):
-    """Segment camera images and publish labels, per-class masks, overlay and class info."""
+class SegmentationWork:
+    """The segmentation node's work, mixed into an rclpy Node or a LifecycleNode.
 
-    def __init__(self, *, worker_thread: bool = True, **kwargs: Any) -> None:
-        """Load the model and subscribe; inference runs in `run_worker()`.
+    `_set_up()` reads the parameters, loads the model and creates subscriptions, publishers and
+    the diagnostics timer; `_tear_down()` removes them again. `SegmentationNode` sets up when it
+    is constructed; `SegmentationLifecycleNode` on configure (and tears down on cleanup).
+    """
 
-        worker_thread: start `run_worker()` in a thread of its own. `main()` passes False and
-        runs it in the main thread instead, with the executor spinning in a thread: PyTorch's
-        CPU kernels measured ~35% slower here when called from a non-main thread.
-        """
-        super().__init__('segmentation_node', **kwargs)
-        self.settings = SegmentationNodeSettings.from_mapping(
-            declare_parameters(self, PARAMETERS))
+    def _declare(self) -> dict[str, Any]:
+        self.configured = False
+        self.processing = threading.Lock()  # held by the worker while it handles a batch
+        self.mailbox: LatestMailbox[tuple[Any, int]] = LatestMailbox()  # (msg, receive ns)
+        self.mailbox.close()  # opened by _set_up()
+        self._entities: list[Any] = []  # subscriptions, publishers, timers to destroy
+        values = declare_parameters(self, PARAMETERS)
+        self.add_on_set_parameters_callback(self._on_set_parameters)
+        return values
+
+    def _set_up(self, values: dict[str, Any]) -> None:
+        """Validate `values`, load the model and create the ROS entities (errors: raise)."""
+        self.settings = SegmentationNodeSettings.from_mapping(values)
         s = self.settings
         self.engine = SegmentationEngine(EngineConfig(
             model=s.model, spec_path=s.model_spec or None, device=s.device,
@@ -114,28 +122,27 @@ class SegmentationNode(Node):
         s.validate(self.class_set)  # classes_to_mask must exist in the model
         self.problems = ProblemCounter()
         self.inference_ms = LatencyStats()
-        self.mailbox: LatestMailbox[tuple[Any, int]] = LatestMailbox()  # (msg, receive ns)
+        self.mailbox = LatestMailbox()
         in_qos = sensor_qos(s.qos_reliability, s.qos_depth)
         self._out_qos = sensor_qos(s.output_qos_reliability, 5)
         self.cameras = [_Camera(t) for t in s.image_topics]
         for cam in self.cameras:
             msg_type = CompressedImage if cam.compressed else Image
-            self.create_subscription(msg_type, cam.topic,
-                                     lambda msg, c=cam: self._on_image(c, msg), in_qos)
+            self._entities.append(self.create_subscription(
+                msg_type, cam.topic, lambda msg, c=cam: self._on_image(c, msg), in_qos))
             for name in ('labels', 'overlay', 'confidence'):
                 cam.publishers[name] = self.create_publisher(Image, cam.out(name), self._out_qos)
             cam.publishers['label_info'] = self.create_publisher(
                 LabelInfo, cam.out('label_info'), latched_qos())
+            self._entities.extend(cam.publishers.values())
         self._mask_ids: tuple[int, ...] = ()
         self._update_mask_publishers(s.classes_to_mask)
         self._publish_label_info()
-        self.add_on_set_parameters_callback(self._on_set_parameters)
         self.diagnostics = DiagnosticsPublisher(self)
-        self.create_timer(s.diagnostics_period_s, self._publish_diagnostics)
-        self._worker = threading.Thread(target=self.run_worker, name='segmentation_worker',
-                                        daemon=True)
-        if worker_thread:
-            self._worker.start()
+        self._entities.append(self.diagnostics.publisher)
+        self._entities.append(self.create_timer(s.diagnostics_period_s,
+                                                self._publish_diagnostics))
+        self.configured = True
         for note in self.engine.notes:
             self.get_logger().info(note)
         self.get_logger().info(
@@ -143,17 +150,38 @@ class SegmentationNode(Node):
             f'({len(self.class_set)} classes, input {self.engine.input_size}); '
             f'cameras: {", ".join(c.topic for c in self.cameras)}')
 
+    def _tear_down(self) -> None:
+        """Stop taking frames and destroy what `_set_up()` created (the model goes, too)."""
+        self.mailbox.close()
+        self.configured = False
+        for cam in getattr(self, 'cameras', []):
+            self._entities.extend(cam.mask_publishers.values())
+            cam.mask_publishers.clear()
+        for entity in self._entities:
+            destroy = {'Subscription': self.destroy_subscription,
+                       'Timer': self.destroy_timer}.get(type(entity).__name__,
+                                                        self.destroy_publisher)
+            destroy(entity)
+        self._entities = []
+        self.cameras = []
+        self.engine = None
+
     # --- callbacks (executor thread): keep only the newest frame per camera
     def _on_image(self, cam: _Camera, msg: Any) -> None:
+        if self.mailbox.closed:  # not processing (a lifecycle node that is not active)
+            return
         cam.received.tick()
         self.mailbox.put(cam.topic, (msg, time.monotonic_ns()))
 
     def _on_set_parameters(self, params: list[Parameter]) -> SetParametersResult:
+        if not self.configured:  # read (and checked) when the node is configured
+            return SetParametersResult(successful=True)
         changes = parameter_dict(params)
         fixed = [name for name in changes if name not in RUNTIME_PARAMETERS]
         if fixed:
             return SetParametersResult(successful=False, reason=(
-                f'{", ".join(fixed)} cannot change while running; restart the node'))
+                f'{", ".join(fixed)} cannot change while running; restart the node (a '
+                'lifecycle node: cleanup, then configure)'))
         values = {**{f: getattr(self.settings, f) for f in self.settings.__dataclass_fields__},
                   **changes}
         values['input_size'] = list(self.settings.input_size or (0, 0))
@@ -209,7 +237,9 @@ class SegmentationNode(Node):
             next_allowed = time.monotonic() + (1.0 / rate if rate > 0 else 0.0)
             batch = [(c, pending[c.topic]) for c in self.cameras if c.topic in pending]
             try:
-                self._process(batch)
+                with self.processing:
+                    if not self.mailbox.closed:  # closed meanwhile: stopping, publish nothing
+                        self._process(batch)
             except Exception as exc:  # noqa: B902 - a worker must survive any frame
                 if self.problems.report('processing_error', str(exc)):
                     self.get_logger().error(f'frame processing failed: {exc!r}')
@@ -294,11 +324,30 @@ class SegmentationNode(Node):
         """Make run_worker() return after the frame in progress."""
         self.mailbox.close()
 
+
+class SegmentationNode(SegmentationWork, Node):
+    """Segment camera images and publish labels, per-class masks, overlay and class info."""
+
+    def __init__(self, *, worker_thread: bool = True, **kwargs: Any) -> None:
+        """Load the model and subscribe; inference runs in `run_worker()`.
+
+        worker_thread: start `run_worker()` in a thread of its own. `main()` passes False and
+        runs it in the main thread instead, with the executor spinning in a thread: PyTorch's
+        CPU kernels measured ~35% slower here when called from a non-main thread.
+        """
+        super().__init__('segmentation_node', **kwargs)
+        self._set_up(self._declare())
+        self._worker = threading.Thread(target=self.run_worker, name='segmentation_worker',
+                                        daemon=True)
+        if worker_thread:
+            self._worker.start()
+
     def destroy_node(self) -> None:
         """Stop the worker thread before the node goes."""
         self.stop_worker()
-        if self._worker.is_alive():
-            self._worker.join(timeout=5.0)
+        worker = getattr(self, '_worker', None)  # absent when set-up failed
+        if worker is not None and worker.is_alive():
+            worker.join(timeout=5.0)
         super().destroy_node()
 
 
