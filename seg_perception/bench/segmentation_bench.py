@@ -109,11 +109,12 @@ def _load_average() -> list[float]:
 
 
 def measure_in_process(args: argparse.Namespace) -> tuple[dict[str, Any], Any]:
-    """Measure model-only and the engine with the node's outputs; return them and the engine.
+    """Build the engine and time it with the node's outputs; return the figures and the engine.
 
-    Like the node, everything runs in the main thread: PyTorch's CPU kernels measured about
-    35% slower here when called from another thread, so the node does its inference in the
-    main thread (and spins ROS in a background thread); the reference must do the same.
+    The engine then times the model-only references (`measure_node`). Like the node, everything
+    runs in the main thread: PyTorch's CPU kernels measured about 35% slower here when called
+    from another thread, so the node does its inference in the main thread (and spins ROS in a
+    background thread); the reference must do the same.
     """
     import torch
 
@@ -255,6 +256,7 @@ def build_report(args: argparse.Namespace, measured: dict[str, Any],
     """Assemble the JSON document (first transport's figures at the top level)."""
     primary = next(iter(nodes))
     node = nodes[primary]
+    fixed_ref, max_ref = phase_references(node)
     ctx = measured['context']
     report: dict[str, Any] = {
         'benchmark': 'segmentation',
@@ -273,8 +275,8 @@ def build_report(args: argparse.Namespace, measured: dict[str, Any],
         'cameras': args.cameras, 'transport': primary,
         'node_params': node_parameters(args), 'node_module': args.node_module,
         'model_only': combine_references(*node['model_only_references'].values()),
-        'model_only_fixed_rate_reference': phase_references(node)[0],
-        'model_only_max_rate_reference': phase_references(node)[1],
+        'model_only_fixed_rate_reference': fixed_ref,
+        'model_only_max_rate_reference': max_ref,
         'model_only_references': node['model_only_references'],
         'engine': measured['engine'],
         'node_fixed_rate': node['fixed_rate'], 'node_max_rate': node['max_rate'],

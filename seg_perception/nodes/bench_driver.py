@@ -25,6 +25,7 @@ process).
 from __future__ import annotations
 
 import argparse
+from collections import deque
 import json
 from pathlib import Path
 import sys
@@ -44,6 +45,7 @@ from seg_perception.conversions import numpy_to_image
 
 RESULT_VERSION = 2
 NODE_COUNTERS = ('frames_received', 'frames_published', 'frames_dropped')
+GAP_WINDOW = 9  # labels whose median gap paces the max-rate phase
 
 
 class DriverError(RuntimeError):
@@ -94,7 +96,8 @@ class _Ledger:
         self.receive_ns: dict[tuple[int, int], int] = {}
         self.newest_received = [-1] * cameras  # per camera, newest stamp_ns received
         self.last_receive_ns = 0
-        self.receive_gaps_ns: list[int] = []  # between consecutive labels of camera 0
+        # The last gaps between consecutive labels of camera 0 (pacing of the closed loop).
+        self.receive_gaps_ns: deque[int] = deque(maxlen=GAP_WINDOW)
         self._last_cam0_ns = 0
 
     def on_labels(self, cam: int, msg: Any) -> None:
@@ -113,11 +116,11 @@ class _Ledger:
                 self._last_cam0_ns = now_ns
             self.cond.notify_all()
 
-    def recent_gap_ns(self, count: int = 9) -> int:
-        """Return the median gap between the last `count` labels of camera 0 (0 if unknown)."""
+    def recent_gap_ns(self) -> int:
+        """Return the median of the last GAP_WINDOW gaps between labels (0 until known)."""
         with self.cond:
-            gaps = self.receive_gaps_ns[-count:]
-        return int(np.median(gaps)) if len(gaps) == count else 0
+            gaps = list(self.receive_gaps_ns)
+        return int(np.median(gaps)) if len(gaps) == GAP_WINDOW else 0
 
     def settled(self, stamp_ns: int) -> bool:
         """Return whether every camera's frame of this tick was received or overtaken."""

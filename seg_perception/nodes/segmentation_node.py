@@ -15,6 +15,8 @@ from typing import Any
 from rcl_interfaces.msg import SetParametersResult
 from rclpy.node import Node
 from rclpy.parameter import Parameter
+from rclpy.subscription import Subscription
+from rclpy.timer import Timer
 from sensor_msgs.msg import CompressedImage, Image
 from std_msgs.msg import ColorRGBA
 import torch
@@ -158,10 +160,12 @@ class SegmentationWork:
             self._entities.extend(cam.mask_publishers.values())
             cam.mask_publishers.clear()
         for entity in self._entities:
-            destroy = {'Subscription': self.destroy_subscription,
-                       'Timer': self.destroy_timer}.get(type(entity).__name__,
-                                                        self.destroy_publisher)
-            destroy(entity)
+            if isinstance(entity, Subscription):
+                self.destroy_subscription(entity)
+            elif isinstance(entity, Timer):
+                self.destroy_timer(entity)
+            else:
+                self.destroy_publisher(entity)
         self._entities = []
         self.cameras = []
         self.engine = None
