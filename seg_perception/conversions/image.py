@@ -21,8 +21,8 @@ from seg_perception.conversions.encodings import (
     UnknownEncodingError,
 )
 
-__all__ = ['ImageConversionError', 'UnknownEncodingError', 'image_to_numpy', 'numpy_to_image',
-           'message_buffer']
+__all__ = ['ImageConversionError', 'UnknownEncodingError', 'image_layout', 'image_to_numpy',
+           'numpy_to_image', 'message_buffer']
 
 _NATIVE_BIG_ENDIAN = sys.byteorder == 'big'
 
@@ -82,11 +82,11 @@ def _byte_array(contiguous: np.ndarray) -> array.array:
     return data
 
 
-def numpy_to_image(image: np.ndarray, encoding: str, header: Header | None = None) -> Image:
-    """Return an Image message holding `image`, checked against `encoding`.
+def image_layout(image: np.ndarray, encoding: str) -> tuple[int, int, int, bool]:
+    """Check `image` against `encoding`; return (height, width, step, is_bigendian).
 
     The array's dtype and channel count must match the encoding exactly (as cv_bridge
-    requires); non-native byte order is kept and flagged with `is_bigendian`.
+    requires); a non-native byte order is kept and reported as big-endian where it is.
     """
     info = encoding_info(encoding)
     if not isinstance(image, np.ndarray):
@@ -107,12 +107,19 @@ def numpy_to_image(image: np.ndarray, encoding: str, header: Header | None = Non
         raise ImageConversionError(f'image has zero size: shape {image.shape}')
     order = image.dtype.byteorder
     big_endian = order == '>' or (order == '=' and _NATIVE_BIG_ENDIAN)
+    return (int(height), int(width), int(width * info.bytes_per_pixel),
+            big_endian and info.dtype.itemsize > 1)
+
+
+def numpy_to_image(image: np.ndarray, encoding: str, header: Header | None = None) -> Image:
+    """Return an Image message holding `image`, checked against `encoding` (`image_layout`)."""
+    height, width, step, big_endian = image_layout(image, encoding)
     msg = Image()
     if header is not None:
         msg.header = header
-    msg.height, msg.width = int(height), int(width)
+    msg.height, msg.width = height, width
     msg.encoding = encoding
-    msg.is_bigendian = int(big_endian and info.dtype.itemsize > 1)
-    msg.step = int(width * info.bytes_per_pixel)
+    msg.is_bigendian = int(big_endian)
+    msg.step = step
     msg.data = _byte_array(np.ascontiguousarray(image))
     return msg

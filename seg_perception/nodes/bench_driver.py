@@ -138,6 +138,7 @@ class _Ledger:
         out: dict[str, Any] = {'sent': sent, 'received': received, 'dropped': sent - received,
                                'duration_s': duration_s,
                                'fps': received / duration_s if duration_s > 0 else 0.0}
+        out['latency_series_ms'] = [round(v, 3) for v in lat]  # in send order
         if lat:
             arr = np.asarray(lat)
             out.update({'latency_p50_ms': float(np.percentile(arr, 50)),

@@ -2,7 +2,9 @@
 
 Callbacks only keep the newest frame of each camera (older unprocessed frames are dropped and
 counted); one worker thread converts, batches all cameras through the engine and publishes
-labels, masks, overlay, confidence and LabelInfo under `<camera>/segmentation/`.
+labels, masks, overlay, confidence and LabelInfo under `<camera>/segmentation/`. Images come and
+go in their serialized form (`raw=True`, see `conversions.image_cdr`): rclpy's message
+conversion would copy every frame's pixels four times more.
 """
 
 from __future__ import annotations
@@ -22,13 +24,9 @@ from std_msgs.msg import ColorRGBA
 import torch
 
 from seg_interfaces.msg import LabelInfo
-from seg_perception.conversions import (
-    compressed_to_numpy,
-    image_to_numpy,
-    ImageConversionError,
-    numpy_to_image,
-)
+from seg_perception.conversions import compressed_to_numpy, image_to_numpy, ImageConversionError
 from seg_perception.conversions.color import as_rgb8
+from seg_perception.conversions.image_cdr import decode_image, encode_image
 from seg_perception.frame_mailbox import LatestMailbox
 from seg_perception.monitoring import LatencyStats, ProblemCounter, RateMeter
 from seg_perception.nodes.diagnostics import DiagnosticsPublisher
@@ -131,7 +129,8 @@ class SegmentationWork:
         for cam in self.cameras:
             msg_type = CompressedImage if cam.compressed else Image
             self._entities.append(self.create_subscription(
-                msg_type, cam.topic, lambda msg, c=cam: self._on_image(c, msg), in_qos))
+                msg_type, cam.topic, lambda msg, c=cam: self._on_image(c, msg), in_qos,
+                raw=not cam.compressed))
             for name in ('labels', 'overlay', 'confidence'):
                 cam.publishers[name] = self.create_publisher(Image, cam.out(name), self._out_qos)
             cam.publishers['label_info'] = self.create_publisher(
@@ -248,17 +247,20 @@ class SegmentationWork:
                 if self.problems.report('processing_error', str(exc)):
                     self.get_logger().error(f'frame processing failed: {exc!r}')
 
-    def _decode(self, cam: _Camera, msg: Any) -> Any:
+    def _decode(self, cam: _Camera, msg: Any) -> tuple[Any, Any]:
+        """Return (rgb8 frame, header) of a CompressedImage or a serialized Image."""
         if cam.compressed:
-            return compressed_to_numpy(msg, desired='rgb8')
-        return as_rgb8(image_to_numpy(msg), msg.encoding)
+            return compressed_to_numpy(msg, desired='rgb8'), msg.header
+        image = decode_image(msg)
+        return as_rgb8(image_to_numpy(image), image.encoding), image.header
 
     def _process(self, batch: list[tuple[_Camera, tuple[Any, int]]]) -> None:
         frames, valid = [], []
         for cam, (msg, received_ns) in batch:
             try:
-                frames.append(self._decode(cam, msg))
-                valid.append((cam, msg, received_ns))
+                frame, header = self._decode(cam, msg)
+                frames.append(frame)
+                valid.append((cam, header, received_ns))
             except (ImageConversionError, ValueError) as exc:
                 reason = f'bad_input:{type(exc).__name__}'
                 if self.problems.report(reason, str(exc)):
@@ -279,20 +281,19 @@ class SegmentationWork:
             overlay=s.publish_overlay and _subscribed(c.publishers['overlay'] for c in cams),
             overlay_alpha=s.overlay_alpha)
         self.inference_ms.add(results[0].inference_ms)
-        for (cam, msg, received_ns), result in zip(valid, results):
-            header = msg.header
+        for (cam, header, received_ns), result in zip(valid, results):
             pubs = cam.publishers
             # Counted first: whoever got these labels sees them in the next /diagnostics.
             cam.published.tick()
-            pubs['labels'].publish(numpy_to_image(result.labels, 'mono8', header))
+            pubs['labels'].publish(encode_image(result.labels, 'mono8', header))
             for cid, mask in result.masks.items():
                 pub = cam.mask_publishers.get(cid)
                 if pub is not None:
-                    pub.publish(numpy_to_image(mask, 'mono8', header))
+                    pub.publish(encode_image(mask, 'mono8', header))
             if result.overlay is not None:
-                pubs['overlay'].publish(numpy_to_image(result.overlay, 'rgb8', header))
+                pubs['overlay'].publish(encode_image(result.overlay, 'rgb8', header))
             if result.confidence is not None:
-                pubs['confidence'].publish(numpy_to_image(result.confidence, 'mono8', header))
+                pubs['confidence'].publish(encode_image(result.confidence, 'mono8', header))
             cam.end_to_end_ms.add((time.monotonic_ns() - received_ns) / 1e6)
 
     # --- diagnostics
