@@ -120,6 +120,18 @@ class ManagedProcess:
         """Return True while the process has not exited."""
         return self.popen.poll() is None
 
+    def cpu_seconds(self) -> float | None:
+        """Return the CPU time (user + system, all threads) used so far; None if unknown.
+
+        Read from /proc (Linux); None on other systems or once the process is gone.
+        """
+        try:
+            stat = Path(f'/proc/{self.popen.pid}/stat').read_text()
+        except OSError:
+            return None
+        fields = stat[stat.rindex(')') + 2:].split()  # after "pid (comm) "
+        return (int(fields[11]) + int(fields[12])) / os.sysconf('SC_CLK_TCK')
+
     def output(self) -> str:
         """Return what the process has written to its log so far."""
         self._log.flush()

@@ -103,6 +103,8 @@ def run_node_benchmark(*, node_params: Mapping[str, Any], driver_args: Sequence[
     on_hold: called with each of the driver's hold points (before the fixed-rate phase, between
     the phases, after the max-rate phase) while the driver waits there and the node idles; the
     benchmark times the model alone in these gaps, next to the phases it is compared with.
+    The CPU time of both processes at each hold point is returned under 'cpu_seconds_at_hold'
+    (the differences are what each phase cost them).
     Raises BenchProcessError (with the tail of the failing process's log) when a process dies,
     the driver fails, or the whole run exceeds `timeout_s`; both processes are stopped always.
     """
@@ -126,6 +128,7 @@ def run_node_benchmark(*, node_params: Mapping[str, Any], driver_args: Sequence[
             log_path=work_dir / f'driver_{label}.log', env=env, cwd=SOURCE_ROOT)
         deadline = time.monotonic() + timeout_s
         released: set[str] = set()
+        cpu_at_hold: dict[str, dict[str, float | None]] = {}
         while True:
             code = driver.wait(0.05 if on_hold is not None else 0.5)
             if code is not None:
@@ -133,6 +136,8 @@ def run_node_benchmark(*, node_params: Mapping[str, Any], driver_args: Sequence[
             if on_hold is not None:
                 for ready in sorted(hold_dir.glob('*.ready'), key=lambda p: p.stat().st_mtime):
                     if ready.stem not in released:
+                        cpu_at_hold[ready.stem] = {'node': node.cpu_seconds(),
+                                                   'driver': driver.cpu_seconds()}
                         on_hold(ready.stem)
                         released.add(ready.stem)
                         (hold_dir / f'{ready.stem}.go').touch()
@@ -151,4 +156,5 @@ def run_node_benchmark(*, node_params: Mapping[str, Any], driver_args: Sequence[
             if proc is not None:
                 proc.stop()
     result['node_log'] = str(node.log_path)
+    result['cpu_seconds_at_hold'] = cpu_at_hold
     return result

@@ -163,6 +163,7 @@ def combine_references(*references: dict[str, Any]) -> dict[str, Any]:
         raise ValueError('no model-only reference to combine')
     keys = ('p50_ms', 'p95_ms', 'p99_ms', 'mean_ms', 'fps', 'frames_per_s')
     combined = {k: v for k, v in references[0].items() if k not in keys}
+    keys += tuple(k for k in ('cores_used',) if all(k in r for r in references))
     combined.update({k: sum(r[k] for r in references) / len(references) for k in keys})
     combined['kind'] = f'model_only_mean_of_{len(references)}'
     p50s = [r['p50_ms'] for r in references]
@@ -227,6 +228,7 @@ def measure_node(args: argparse.Namespace, transport: str, domain_id: int,
     if missing:
         raise ros_load.BenchProcessError(f'the driver never held at {", ".join(missing)}')
     result['model_only_references'] = references
+    result['cpu_per_frame'] = phase_cpu(result, os.cpu_count() or 1)
     result['transport'] = transport
     result['fastdds_profile'] = env.get('FASTDDS_DEFAULT_PROFILES_FILE')
     result['load_average_before'] = load_before
@@ -239,6 +241,37 @@ def phase_references(node: dict[str, Any]) -> tuple[dict[str, Any], dict[str, An
     refs = node['model_only_references']
     before, between, after = (refs[p] for p in HOLD_POINTS)
     return combine_references(before, between), combine_references(between, after)
+
+
+def phase_cpu(node: dict[str, Any], cores: int) -> dict[str, Any]:
+    """Return the CPU time per frame that the node and the driver spent in each node phase.
+
+    With the model-alone CPU per frame beside it, this says where a node phase's cores went, and
+    `fps_ceiling` = cores / (node + driver CPU per frame) is the most frames/s these costs allow
+    on this machine however well the threads are scheduled. Empty when /proc is unavailable.
+    """
+    at = node.get('cpu_seconds_at_hold', {})
+    refs = node['model_only_references']
+    out: dict[str, Any] = {}
+    for phase, (start, end) in (('fixed_rate', HOLD_POINTS[:2]), ('max_rate', HOLD_POINTS[1:])):
+        frames = node[phase]['received'] if node.get(phase) else 0
+        if start not in at or end not in at or frames <= 0:
+            continue
+        per_frame = {}
+        for proc in ('node', 'driver'):
+            begin, finish = at[start].get(proc), at[end].get(proc)
+            if begin is None or finish is None:
+                break
+            per_frame[proc] = (finish - begin) * 1e3 / frames
+        else:
+            ref = combine_references(refs[start], refs[end])
+            model_ms = ref['cores_used'] * ref['mean_ms'] / max(1, node.get('cameras', 1))
+            total = per_frame['node'] + per_frame['driver']
+            out[phase] = {'node_cpu_ms_per_frame': per_frame['node'],
+                          'driver_cpu_ms_per_frame': per_frame['driver'],
+                          'model_alone_cpu_ms_per_frame': model_ms,
+                          'fps_ceiling': cores * 1e3 / total if total > 0 else None}
+    return out
 
 
 def _ratios(node: dict[str, Any]) -> dict[str, Any]:
@@ -331,6 +364,12 @@ def format_table(report: dict[str, Any]) -> str:
                 lines.append(f"  in the node: {counts['frames_received']} received, "
                              f"{counts['frames_published']} published, "
                              f"{counts['frames_dropped']} replaced by a newer frame")
+            cpu = node.get('cpu_per_frame', {}).get(phase)
+            if cpu:
+                lines.append(f"  CPU per frame: node {cpu['node_cpu_ms_per_frame']:.1f} ms, "
+                             f"driver {cpu['driver_cpu_ms_per_frame']:.1f} ms (model alone "
+                             f"{cpu['model_alone_cpu_ms_per_frame']:.1f} ms); these costs "
+                             f"allow at most {_fmt(cpu['fps_ceiling'])} frames/s here")
     lines.append(f"overhead_ratio {report['overhead_ratio']:.3f} (target >= "
                  f"{TARGET_OVERHEAD_RATIO}), added_latency_ms {report['added_latency_ms']:.1f} "
                  f"(target <= {TARGET_ADDED_LATENCY_MS:g}) [{report['transport']}]")

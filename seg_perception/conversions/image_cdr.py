@@ -108,7 +108,7 @@ class _Reader:
         return self.raw[self.take(1, what)]
 
     def string(self, what: str) -> str:
-        """Return the next string (length with NUL, bytes, NUL)."""
+        """Return the next CDR text: a length that counts the NUL, the bytes, the NUL."""
         length = self.uint32(what)  # includes the terminating NUL
         start = self.take(length, what)
         if length == 0 or self.raw[start + length - 1] != 0:
