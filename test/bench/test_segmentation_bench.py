@@ -13,6 +13,7 @@ pytest.importorskip('rclpy', reason='rclpy is not installed')
 pytestmark = pytest.mark.ros
 
 from seg_perception.bench import ros_load  # noqa: E402
+from seg_perception.bench import segmentation_bench  # noqa: E402
 from seg_perception.cli import main as cli_main  # noqa: E402
 
 LATENCY_KEYS = ('latency_p50_ms', 'latency_p95_ms', 'latency_p99_ms')
@@ -66,7 +67,35 @@ def test_tiny_run_writes_every_figure(capsys) -> None:
         report['node_fixed_rate']['latency_p50_ms'] - fixed_ref['p50_ms'])
     assert math.isfinite(report['added_latency_ms'])
     assert report['node_runs']['shm']['fastdds_profile'].endswith('fastdds_shm.xml')
+    # CPU per frame from /proc at the holds: both processes worked, the node at least as much
+    # as one forward pass of the model alone costs.
+    cpu = report['node_runs']['shm']['cpu_per_frame']
+    assert set(cpu) == {'fixed_rate', 'max_rate'}
+    for phase in cpu.values():
+        assert phase['driver_cpu_ms_per_frame'] > 0
+        assert phase['node_cpu_ms_per_frame'] > 0 and phase['model_alone_cpu_ms_per_frame'] > 0
+        assert phase['fps_ceiling'] > 0
     assert 'overhead_ratio' in capsys.readouterr().out
+    assert report['node_fixed_rate']['latency_series_ms'][0] > 0
+
+
+def test_phase_cpu_divides_each_phase_by_its_frames() -> None:
+    ref = {'mean_ms': 10.0, 'cores_used': 2.0, 'p50_ms': 10.0, 'p95_ms': 11.0, 'p99_ms': 12.0,
+           'fps': 100.0, 'frames_per_s': 100.0}
+    node = {'fixed_rate': {'received': 10}, 'max_rate': {'received': 20}, 'cameras': 1,
+            'model_only_references': {p: ref for p in ros_load.HOLD_POINTS},
+            'cpu_seconds_at_hold': {'before_fixed_rate': {'node': 1.0, 'driver': 0.5},
+                                    'between_phases': {'node': 1.3, 'driver': 0.52},
+                                    'after_max_rate': {'node': 1.9, 'driver': 0.56}}}
+    cpu = segmentation_bench.phase_cpu(node, cores=2)
+    assert cpu['fixed_rate']['node_cpu_ms_per_frame'] == pytest.approx(30.0)
+    assert cpu['fixed_rate']['driver_cpu_ms_per_frame'] == pytest.approx(2.0)
+    assert cpu['max_rate']['node_cpu_ms_per_frame'] == pytest.approx(30.0)
+    assert cpu['max_rate']['driver_cpu_ms_per_frame'] == pytest.approx(2.0)
+    assert cpu['max_rate']['model_alone_cpu_ms_per_frame'] == pytest.approx(20.0)
+    assert cpu['max_rate']['fps_ceiling'] == pytest.approx(2000 / 32)
+    node['cpu_seconds_at_hold']['after_max_rate']['node'] = None  # /proc unreadable
+    assert set(segmentation_bench.phase_cpu(node, cores=2)) == {'fixed_rate'}
 
 
 def test_udp_environment_drops_the_shm_profile() -> None:
