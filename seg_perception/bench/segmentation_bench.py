@@ -257,20 +257,17 @@ def phase_cpu(node: dict[str, Any], cores: int) -> dict[str, Any]:
         frames = node[phase]['received'] if node.get(phase) else 0
         if start not in at or end not in at or frames <= 0:
             continue
-        per_frame = {}
-        for proc in ('node', 'driver'):
-            begin, finish = at[start].get(proc), at[end].get(proc)
-            if begin is None or finish is None:
-                break
-            per_frame[proc] = (finish - begin) * 1e3 / frames
-        else:
-            ref = combine_references(refs[start], refs[end])
-            model_ms = ref['cores_used'] * ref['mean_ms'] / max(1, node.get('cameras', 1))
-            total = per_frame['node'] + per_frame['driver']
-            out[phase] = {'node_cpu_ms_per_frame': per_frame['node'],
-                          'driver_cpu_ms_per_frame': per_frame['driver'],
-                          'model_alone_cpu_ms_per_frame': model_ms,
-                          'fps_ceiling': cores * 1e3 / total if total > 0 else None}
+        seconds = {proc: (at[start].get(proc), at[end].get(proc)) for proc in ('node', 'driver')}
+        if any(None in pair for pair in seconds.values()):
+            continue
+        node_ms, driver_ms = ((end_s - start_s) * 1e3 / frames
+                              for start_s, end_s in seconds.values())
+        ref = combine_references(refs[start], refs[end])
+        model_ms = ref['cores_used'] * ref['mean_ms'] / max(1, node.get('cameras', 1))
+        total = node_ms + driver_ms
+        out[phase] = {'node_cpu_ms_per_frame': node_ms, 'driver_cpu_ms_per_frame': driver_ms,
+                      'model_alone_cpu_ms_per_frame': model_ms,
+                      'fps_ceiling': cores * 1e3 / total if total > 0 else None}
     return out
 
 
