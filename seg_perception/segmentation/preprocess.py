@@ -84,9 +84,11 @@ class Normaliser:
         self._bias = (-mean_t / std_t).view(1, 3, 1, 1).to(self.device)
         self.channels_last = channels_last
         self._staging = PinnedStaging() if self.device.type == 'cuda' else None
-        # CPU: value v of channel c -> v * scale[c] + bias[c], the same float32 operations.
-        levels = torch.arange(256, dtype=torch.float32).view(256, 1, 1, 1)
-        self._lut = (levels * self._scale.cpu() + self._bias.cpu()).reshape(256, 1, 3).numpy()
+        self._lut: np.ndarray | None = None
+        if self.device.type == 'cpu':
+            # Value v of channel c -> v * scale[c] + bias[c], the same float32 operations.
+            levels = torch.arange(256, dtype=torch.float32).view(256, 1, 1, 1)
+            self._lut = (levels * self._scale + self._bias).reshape(256, 1, 3).numpy()
 
     def to_device(self, images: Sequence[np.ndarray]) -> list[torch.Tensor]:
         """Return the frames as uint8 (H, W, 3) tensors on the device (zero-copy on CPU)."""
