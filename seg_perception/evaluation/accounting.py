@@ -50,6 +50,10 @@ class FrameAccounting:
         self._claim(key)
         self.reasons[reason] += 1
 
+    def __contains__(self, key: Any) -> bool:
+        """Return True if the frame `key` has been accounted already."""
+        return key in self._seen
+
     def _claim(self, key: Any) -> None:
         if key in self._seen:
             raise AccountingError(f'frame {key!r} is accounted twice')

@@ -155,8 +155,9 @@ def evaluate_bag_offline(bag: str | Path, *, image_topic: str, gt_topic: str | N
                          ) -> tuple[dict[str, Any], list[float], list[Sample]]:
     """Segment every image of `image_topic` in this process; return (report, latencies, samples).
 
-    Ctrl-C (KeyboardInterrupt) ends the loop early: the report covers the frames done so far,
-    says `partial: true` and counts the rest as dropped ('interrupted').
+    `should_stop()` (polled before each frame; the CLI wires Ctrl-C to it through StopSignals)
+    or a KeyboardInterrupt ends the loop early: the report covers the frames done so far, says
+    `partial: true` and counts the rest as dropped ('interrupted').
     """
     from seg_perception.segmentation.engine import EngineConfig, SegmentationEngine
     reader = open_bag(bag, [image_topic, gt_topic])
@@ -190,7 +191,8 @@ def evaluate_bag_offline(bag: str | Path, *, image_topic: str, gt_topic: str | N
                 if index >= total:
                     break
                 if should_stop():
-                    raise KeyboardInterrupt
+                    partial = True
+                    break
                 try:
                     stamp, rgb = decode_rgb(reader, message)
                     t0 = time.perf_counter()
@@ -212,10 +214,12 @@ def evaluate_bag_offline(bag: str | Path, *, image_topic: str, gt_topic: str | N
                 bar.update(1)
         except KeyboardInterrupt:
             partial = True
-            for rest in range(index, total):
-                accounting.add_dropped(rest, 'interrupted')
         finally:
             bar.close()
+        if partial:  # the interrupt may land after a frame was accounted, before index moved
+            for rest in range(total):
+                if rest not in accounting:
+                    accounting.add_dropped(rest, 'interrupted')
         wall_s = time.perf_counter() - started
     finally:
         reader.close()
@@ -570,6 +574,7 @@ def run_bag(args: Any) -> int:
     from seg_perception.cli import CliError
     from seg_perception.evaluation.report import write_report
     from seg_perception.process_group import ProcessError
+    from seg_perception.stop_signals import StopSignals
     if args.bag is None:
         raise CliError(f'--mode {args.mode} needs --bag PATH')
     out = Path(args.out)
@@ -588,9 +593,11 @@ def run_bag(args: Any) -> int:
                 model=args.model, device=device, rate=args.rate, drain_s=args.drain,
                 progress=not args.no_progress)
         else:
-            report, latencies, samples = evaluate_bag_offline(
-                args.bag, image_topic=args.image_topic, gt_topic=gt_topic, model=args.model,
-                device=device, max_frames=args.max_frames, progress=not args.no_progress)
+            with StopSignals() as stop:  # Ctrl-C ends the run between frames, books balanced
+                report, latencies, samples = evaluate_bag_offline(
+                    args.bag, image_topic=args.image_topic, gt_topic=gt_topic,
+                    model=args.model, device=device, max_frames=args.max_frames,
+                    progress=not args.no_progress, should_stop=stop.is_set)
     except ProcessError as exc:
         raise CliError(str(exc)) from exc
     files = write_report(out, report, latencies_ms=latencies, samples=samples)

@@ -22,6 +22,7 @@ from seg_perception.bag.msgtypes import message_class
 from seg_perception.bag.reader import BagError
 from seg_perception.bag.writer import BagWriter
 from seg_perception.nodes.bag_player import split_ros_args
+from seg_perception.stop_signals import StopSignals
 
 PROG = 'bag_recorder'
 #: how long to keep taking queued messages after a stop request
@@ -49,41 +50,29 @@ def _error(message: str) -> int:
     return 1
 
 
-class _Stop:
-    """A flag set by SIGINT/SIGTERM."""
-
-    def __init__(self) -> None:
-        self.requested = False
-
-    def __call__(self, signum: int, frame: object) -> None:
-        self.requested = True
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     """Record until stopped; return 0 when the bag was written, 1 with a one-line error."""
     own, ros_argv = split_ros_args(argv)
     args = build_parser().parse_args(own)
-    stop = _Stop()
-    previous = {s: signal.signal(s, stop) for s in (signal.SIGINT, signal.SIGTERM)}
-    context = rclpy.Context()
-    rclpy.init(args=ros_argv, context=context, signal_handler_options=SignalHandlerOptions.NO)
-    node = rclpy.create_node('bag_recorder', context=context)
-    try:
-        types = _wait_for_types(node, args.topics, args.timeout, stop)
-        if types is None:
-            return 0
-        return _record(node, args, types, stop)
-    except BagError as exc:
-        return _error(str(exc))
-    finally:
-        node.destroy_node()
-        rclpy.try_shutdown(context=context)
-        for signum, handler in previous.items():
-            signal.signal(signum, handler)
+    with StopSignals((signal.SIGINT, signal.SIGTERM), repeat_interrupts=False) as stop:
+        context = rclpy.Context()
+        rclpy.init(args=ros_argv, context=context,
+                   signal_handler_options=SignalHandlerOptions.NO)
+        node = rclpy.create_node('bag_recorder', context=context)
+        try:
+            types = _wait_for_types(node, args.topics, args.timeout, stop)
+            if types is None:
+                return 0
+            return _record(node, args, types, stop)
+        except BagError as exc:
+            return _error(str(exc))
+        finally:
+            node.destroy_node()
+            rclpy.try_shutdown(context=context)
 
 
 def _wait_for_types(node: Node, topics: list[str], timeout_s: float,
-                    stop: _Stop) -> dict[str, str] | None:
+                    stop: StopSignals) -> dict[str, str] | None:
     """Return topic -> type once all topics are in the graph; None if stopped meanwhile."""
     deadline = time.monotonic() + timeout_s
     wanted = [node.resolve_topic_name(t) for t in topics]
@@ -120,7 +109,8 @@ def _qos(node: Node, topic: str, choice: str, depth: int) -> QoSProfile:
                       else ReliabilityPolicy.BEST_EFFORT)
 
 
-def _record(node: Node, args: argparse.Namespace, types: dict[str, str], stop: _Stop) -> int:
+def _record(node: Node, args: argparse.Namespace, types: dict[str, str],
+            stop: StopSignals) -> int:
     from rclpy.executors import SingleThreadedExecutor
 
     writer = BagWriter(args.out, storage=args.storage)

@@ -60,6 +60,21 @@ def test_offline_scores_every_frame(synthetic_bag) -> None:
     assert len(latencies) == 4 and len(samples) == 4 and not report['partial']
 
 
+def test_a_stop_request_between_frames_balances_the_books(synthetic_bag) -> None:
+    polls = []
+
+    def stop_after_two() -> bool:  # polled once before each frame
+        polls.append(1)
+        return len(polls) > 2
+
+    report, latencies, _ = evaluate_bag_offline(synthetic_bag, image_topic=IMAGE, gt_topic=GT,
+                                                model=MODEL, progress=False,
+                                                should_stop=stop_after_two)
+    assert report['partial'] and len(latencies) == 2
+    assert report['accounting'] == {'frames_in': 4, 'frames_processed': 2, 'frames_dropped': 2,
+                                    'dropped_by_reason': {'interrupted': 2}}
+
+
 def test_ground_truth_at_another_resolution_is_scaled_nearest_with_a_warning(tmp_path) -> None:
     store = default_typestore()
     rng = np.random.default_rng(0)
