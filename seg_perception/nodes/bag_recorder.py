@@ -73,20 +73,25 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _wait_for_types(node: Node, topics: list[str], timeout_s: float,
                     stop: StopSignals) -> dict[str, str] | None:
-    """Return topic -> type once all topics are in the graph; None if stopped meanwhile."""
+    """Return topic -> type once every topic has a publisher; None if stopped meanwhile.
+
+    A topic seen only through its subscribers is not enough: nothing can be recorded from it
+    yet, and 'auto' QoS has no publisher to follow (it would fall back to best effort and could
+    lose the first, large messages).
+    """
     deadline = time.monotonic() + timeout_s
     wanted = [node.resolve_topic_name(t) for t in topics]
     while True:
         graph = dict(node.get_topic_names_and_types())
-        types = {t: graph[t] for t in wanted if t in graph}
+        types = {t: graph[t] for t in wanted if t in graph and node.count_publishers(t) > 0}
         if len(types) == len(wanted):
             break
         if stop.requested:
             return None
         if time.monotonic() >= deadline:
             missing = [t for t in wanted if t not in types]
-            raise BagError(f'topic(s) {", ".join(missing)} did not appear within {timeout_s} s; '
-                           f'seen: {", ".join(sorted(graph)) or "(none)"}')
+            raise BagError(f'topic(s) {", ".join(missing)} had no publisher within {timeout_s}'
+                           f' s; seen: {", ".join(sorted(graph)) or "(none)"}')
         time.sleep(0.05)
     result = {}
     for topic, names in types.items():

@@ -7,6 +7,7 @@ import time
 
 import numpy as np
 import pytest
+from rclpy.qos import ReliabilityPolicy
 from sensor_msgs.msg import CameraInfo, Image
 
 from ros_harness import NodeProcess, SHARED_DATA, wait_until
@@ -113,8 +114,32 @@ def test_recorder_writes_a_readable_bag_on_sigint(tmp_path, ros_probe):
     assert [int(g[0, 0]) for g in got] == list(range(5))
 
 
+def test_recorder_waits_for_a_publisher_and_follows_its_reliability(tmp_path, ros_probe):
+    # A subscriber makes the topic visible first; the recorder must not subscribe (best
+    # effort, from no publisher) until a publisher shows up.
+    topic = '/bag_recorder_test/late_publisher'
+    ros_probe.subscribe(Image, topic)
+    out = tmp_path / 'recorded'
+    with NodeProcess('seg_perception.nodes.bag_recorder',
+                     args=[topic, '-o', str(out), '--timeout', '20']) as recorder:
+        time.sleep(1.5)
+        assert 'recording' not in recorder.output and recorder.is_running(), recorder.output
+        publisher = ros_probe.node.create_publisher(Image, topic, 10)  # reliable by default
+        assert wait_until(lambda: 'recording' in recorder.output, 20.0), recorder.output
+        assert wait_until(lambda: any(
+            i.qos_profile.reliability == ReliabilityPolicy.RELIABLE
+            for i in ros_probe.node.get_subscriptions_info_by_topic(topic)
+            if i.node_name == 'bag_recorder'), 20.0)
+        ros_probe.wait_for_subscribers(publisher, count=2, timeout_s=30.0)
+        publisher.publish(numpy_to_image(np.zeros((480, 640, 3), np.uint8), 'rgb8'))
+        time.sleep(1.0)
+        assert recorder.stop() == 0, recorder.output
+    with BagReader(out) as reader:
+        assert reader.topics[topic].message_count == 1
+
+
 def test_recorder_times_out_naming_missing_topics(tmp_path, capsys):
     assert bag_recorder.main(['/never/there', '-o', str(tmp_path / 'bag'),
                               '--timeout', '0.5']) == 1
-    assert 'did not appear within 0.5 s' in capsys.readouterr().err
+    assert 'had no publisher within 0.5 s' in capsys.readouterr().err
     assert not (tmp_path / 'bag').exists()
