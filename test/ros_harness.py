@@ -149,7 +149,8 @@ class NodeProcess:
     @property
     def output(self) -> str:
         """Return what the process printed so far."""
-        self._log.flush()
+        if not self._log.closed:  # stop() closes it; the file stays readable
+            self._log.flush()
         return self.log_path.read_text(errors='replace')
 
     def is_running(self) -> bool:
@@ -168,6 +169,8 @@ class NodeProcess:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait(timeout=5.0)
+                self._log.write(f'[test harness] no exit within {timeout_s} s of SIGINT; '
+                                'killed\n'.encode())
         self._log.close()
         return self.process.returncode
 

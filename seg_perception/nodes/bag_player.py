@@ -7,6 +7,7 @@ field stay as recorded. The bag logic (reading, timing, selection) lives in seg_
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
 import time
 from typing import Any, Callable, Iterable, Sequence
@@ -14,11 +15,13 @@ from typing import Any, Callable, Iterable, Sequence
 import rclpy
 from rclpy.duration import Duration
 from rclpy.qos import HistoryPolicy, QoSProfile
+from rclpy.signals import SignalHandlerOptions
 
 from seg_perception.bag.msgtypes import message_class
 from seg_perception.bag.playback import parse_remaps, play_messages, PlaybackClock
 from seg_perception.bag.reader import BagError, BagReader
 from seg_perception.nodes.qos import RELIABILITY
+from seg_perception.stop_signals import StopSignals
 
 PROG = 'bag_player'
 #: Seconds to wait at the end for reliable subscribers to acknowledge the last messages.
@@ -92,25 +95,32 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _play(reader: BagReader, args: argparse.Namespace, argv: list[str]) -> int:
-    from tqdm import tqdm
-
     topics = reader.check_topics(args.topics) if args.topics else list(reader.topics)
     remaps = parse_remaps(args.remap)
     unknown = sorted(set(remaps) - set(topics))
     if unknown:
         raise BagError(f'remapped topic(s) {", ".join(unknown)} are not played; '
                        f'played: {", ".join(topics)}')
-    classes = {t: message_class(reader.topics[t].msgtype) for t in topics}
-    start_offset_ns = int(round(args.start_offset * 1e9))
-    if start_offset_ns > reader.duration_ns:
+    if int(round(args.start_offset * 1e9)) > reader.duration_ns:
         raise BagError(f"--start-offset {args.start_offset} s is beyond the bag's duration "
                        f'({reader.duration_ns * 1e-9:.3f} s)')
+    # SIGINT/SIGTERM set a flag that the loop polls between messages: rclpy's own handler would
+    # shut the context down under a publish() in progress, which then fails with a traceback.
+    with StopSignals((signal.SIGINT, signal.SIGTERM)) as stop:
+        return _publish(reader, args, argv, topics, remaps, stop)
+
+
+def _publish(reader: BagReader, args: argparse.Namespace, argv: list[str], topics: list[str],
+             remaps: dict[str, str], stop: StopSignals) -> int:
+    from tqdm import tqdm
+
+    classes = {t: message_class(reader.topics[t].msgtype) for t in topics}
+    start_offset_ns = int(round(args.start_offset * 1e9))
     per_pass = sum(reader.topics[t].message_count for t in topics)
     qos = QoSProfile(depth=args.qos_depth, history=HistoryPolicy.KEEP_LAST,
                      reliability=RELIABILITY[args.qos])
-
     context = rclpy.Context()
-    rclpy.init(args=argv, context=context)
+    rclpy.init(args=argv, context=context, signal_handler_options=SignalHandlerOptions.NO)
     node = rclpy.create_node('bag_player', context=context)
     progress = None
     try:
@@ -118,7 +128,7 @@ def _play(reader: BagReader, args: argparse.Namespace, argv: list[str]) -> int:
         clock = PlaybackClock(rate=args.rate)
 
         def stopped() -> bool:
-            return not context.ok()
+            return stop.requested or not context.ok()
 
         if args.wait_for_subscribers:
             deadline = time.monotonic() + args.wait_timeout
