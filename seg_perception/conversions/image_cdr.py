@@ -29,7 +29,8 @@ import numpy as np
 from seg_perception.conversions.encodings import ImageConversionError
 from seg_perception.conversions.image import image_layout
 
-__all__ = ['CdrStamp', 'CdrHeader', 'SerializedImage', 'decode_image', 'encode_image']
+__all__ = ['CdrStamp', 'CdrHeader', 'SerializedImage', 'decode_image', 'encode_image',
+           'restamp']
 
 # Representation ids (XTypes 7.6.3.1.2): CDR_BE, CDR_LE, PLAIN_CDR2_BE, PLAIN_CDR2_LE.
 _BIG_ENDIAN_IDS = {0x0000, 0x0006}
@@ -169,3 +170,16 @@ def encode_image(image: np.ndarray, encoding: str, header: Any) -> bytes:
     parts += [b'\x00' * pad, struct.pack('<II', step, pixels.nbytes),
               memoryview(pixels.reshape(-1).view(np.uint8))]
     return b''.join(parts)
+
+
+def restamp(raw: bytearray, sec: int, nanosec: int) -> None:
+    """Rewrite the header stamp of a serialized stamped message in place (no re-encoding).
+
+    The stamp is the first field of any message that starts with a std_msgs/Header, so a
+    publisher that sends the same frame repeatedly (a benchmark, a test pattern) can encode it
+    once and only restamp it. Raises ImageConversionError for anything but little-endian CDR.
+    """
+    if bytes(raw[:_HEADER_BYTES]) not in (_ENCAPSULATION_LE, b'\x00\x07\x00\x00'):
+        raise ImageConversionError('restamp needs little-endian CDR (encapsulation 00 01 or '
+                                   f'00 07), got {bytes(raw[:_HEADER_BYTES]).hex(" ")}')
+    struct.pack_into('<iI', raw, _HEADER_BYTES, sec, nanosec)

@@ -12,7 +12,7 @@ from std_msgs.msg import Header
 
 from seg_perception.conversions.encodings import encoding_info, ImageConversionError
 from seg_perception.conversions.image import image_to_numpy, numpy_to_image
-from seg_perception.conversions.image_cdr import decode_image, encode_image
+from seg_perception.conversions.image_cdr import decode_image, encode_image, restamp
 
 ENCODINGS = ['rgb8', 'mono8', 'bgra8', 'mono16', '16UC1', '32FC1', '64FC1']
 
@@ -120,3 +120,17 @@ def test_short_pixel_data_decodes_and_is_refused_by_image_to_numpy():
 def test_encode_refuses_an_array_that_does_not_match_the_encoding():
     with pytest.raises(ImageConversionError, match='does not match encoding'):
         encode_image(np.zeros((4, 4), np.uint16), 'mono8', _header(''))
+
+
+def test_restamp_rewrites_only_the_stamp_as_rclpy_reads_it():
+    msg = numpy_to_image(np.arange(24, dtype=np.uint8).reshape(2, 4, 3), 'rgb8')
+    msg.header.frame_id = 'cam0_optical_frame'
+    raw = bytearray(serialize_message(msg))
+    restamp(raw, 1_795_000_000, 999_999_999)
+    back = deserialize_message(bytes(raw), Image)
+    assert (back.header.stamp.sec, back.header.stamp.nanosec) == (1_795_000_000, 999_999_999)
+    assert back.header.frame_id == 'cam0_optical_frame' and bytes(back.data) == bytes(msg.data)
+    big = bytearray(raw)
+    big[:4] = b'\x00\x00\x00\x00'  # big-endian CDR: the stamp would be written wrongly
+    with pytest.raises(ImageConversionError, match='little-endian'):
+        restamp(big, 1, 2)
