@@ -6,7 +6,7 @@ them reliably. With `StopSignals` the signal only sets a flag; the loop checks i
 state is consistent. With `repeat_interrupts`, a second signal of the same kind raises
 KeyboardInterrupt as usual, so a user can still abort something that does not poll the flag.
 Without it (e.g. a recorder finalising its file while launch sends SIGINT twice) repeats are
-only counted.
+ignored.
 """
 
 from __future__ import annotations
