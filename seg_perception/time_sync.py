@@ -17,6 +17,11 @@ import threading
 from typing import Any, Callable
 
 
+def stamp_ns(msg: Any) -> int:
+    """Return a message's header stamp in nanoseconds (any object with header.stamp)."""
+    return int(msg.header.stamp.sec) * 1_000_000_000 + int(msg.header.stamp.nanosec)
+
+
 class TimeSyncError(ValueError):
     """Invalid synchroniser settings or input."""
 

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import threading
+from types import SimpleNamespace
 
 import pytest
 
-from seg_perception.time_sync import ApproximateTimeSynchronizer, TimeSyncError
+from seg_perception.time_sync import ApproximateTimeSynchronizer, stamp_ns, TimeSyncError
 
 MS = 1_000_000
 
@@ -130,3 +131,9 @@ def test_invalid_settings_are_rejected(kwargs, match):
     sync, _ = _sync()
     with pytest.raises(TimeSyncError, match='input_index 2'):
         sync.add(2, 0, None)
+
+
+def test_stamp_ns_reads_a_header_stamp_as_nanoseconds():
+    stamp = SimpleNamespace(sec=1_795_000_000, nanosec=999_999_999)
+    assert stamp_ns(SimpleNamespace(header=SimpleNamespace(stamp=stamp))) == \
+        1_795_000_000_999_999_999

@@ -33,6 +33,7 @@ from seg_perception.evaluation.accounting import FrameAccounting, latency_summar
     throughput_fps
 from seg_perception.evaluation.metrics import SegmentationScores
 from seg_perception.evaluation.report import Sample
+from seg_perception.time_sync import stamp_ns
 
 __all__ = ['EvaluationInputError', 'GroundTruth', 'LABEL_ENCODINGS', 'OnlineRun',
            'collect_by_stamp', 'evaluate_bag_offline', 'evaluate_bag_online', 'images_lookup',
@@ -52,11 +53,6 @@ LATENCY_DEFINITION = ('receive time of the labels minus receive time of the inpu
 
 class EvaluationInputError(ValueError):
     """A bag, topic or ground truth that cannot be evaluated (the message says why)."""
-
-
-def stamp_ns(msg: Any) -> int:
-    """Return a message's header stamp in nanoseconds."""
-    return int(msg.header.stamp.sec) * 1_000_000_000 + int(msg.header.stamp.nanosec)
 
 
 def labels_topic_for(image_topic: str) -> str:

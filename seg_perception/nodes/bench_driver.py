@@ -43,6 +43,7 @@ from sensor_msgs.msg import Image
 from seg_perception.bench.ros_load import HOLD_POINTS
 from seg_perception.conversions.image_cdr import CdrHeader, CdrStamp, decode_image, \
     encode_image, restamp
+from seg_perception.time_sync import stamp_ns
 
 RESULT_VERSION = 2
 NODE_COUNTERS = ('frames_received', 'frames_published', 'frames_dropped')
@@ -103,13 +104,13 @@ class _Ledger:
 
     def on_labels(self, cam: int, msg: Any) -> None:
         now_ns = time.time_ns()
-        stamp_ns = msg.header.stamp.sec * 1_000_000_000 + msg.header.stamp.nanosec
+        stamp = stamp_ns(msg)
         with self.cond:
-            key = (cam, stamp_ns)
+            key = (cam, stamp)
             if key in self.sent and key not in self.latency_ms:
-                self.latency_ms[key] = (now_ns - stamp_ns) / 1e6
+                self.latency_ms[key] = (now_ns - stamp) / 1e6
                 self.receive_ns[key] = now_ns
-            self.newest_received[cam] = max(self.newest_received[cam], stamp_ns)
+            self.newest_received[cam] = max(self.newest_received[cam], stamp)
             self.last_receive_ns = now_ns
             if cam == 0:
                 if self._last_cam0_ns:
@@ -160,9 +161,8 @@ class _NodeCounters:
         self.newest_stamp_ns = 0
 
     def on_diagnostics(self, msg: Any) -> None:
-        stamp_ns = msg.header.stamp.sec * 1_000_000_000 + msg.header.stamp.nanosec
         with self.cond:
-            self.newest_stamp_ns = max(self.newest_stamp_ns, stamp_ns)
+            self.newest_stamp_ns = max(self.newest_stamp_ns, stamp_ns(msg))
             for status in msg.status:
                 topic = next((t for t in self.topics if status.name.endswith(': ' + t)), None)
                 if topic is None:

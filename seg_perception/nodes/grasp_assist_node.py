@@ -34,7 +34,7 @@ from seg_perception.nodes.grasp_messages import candidate_array, marker_array, p
 from seg_perception.nodes.parameters import declare_parameters, ParamSpec
 from seg_perception.nodes.qos import sensor_qos
 from seg_perception.nodes.runner import run_node
-from seg_perception.time_sync import ApproximateTimeSynchronizer
+from seg_perception.time_sync import ApproximateTimeSynchronizer, stamp_ns
 
 LABEL_ENCODINGS = ('mono8', '8UC1')
 _DEFAULTS = GraspConfig()
@@ -150,8 +150,7 @@ class GraspAssistNode(Node):
     # --- callbacks (executor thread): cheap bookkeeping only
     def _on_input(self, index: int, name: str, msg: Image | CameraInfo) -> None:
         self.rates[name].tick()
-        stamp_ns = msg.header.stamp.sec * 1_000_000_000 + msg.header.stamp.nanosec
-        self.sync.add(index, stamp_ns, msg)
+        self.sync.add(index, stamp_ns(msg), msg)
 
     def _on_synchronized(self, *msgs: Image) -> None:
         self.mailbox.put('frame', msgs)

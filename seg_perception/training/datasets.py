@@ -20,6 +20,7 @@ from torch.utils.data import Dataset
 
 from seg_perception.classes import ClassSet
 from seg_perception.constants import UNLABELED_ID
+from seg_perception.time_sync import stamp_ns
 
 #: synthetic seeds from here up are reserved for held-out evaluation and never used in training
 EVAL_SEED_START = 100_000
@@ -227,10 +228,6 @@ def _decode_image(msg: Any, *, want_rgb: bool) -> np.ndarray:
     return np.ascontiguousarray(image[..., :3])
 
 
-def _stamp_ns(msg: Any) -> int:
-    return int(msg.header.stamp.sec) * 1_000_000_000 + int(msg.header.stamp.nanosec)
-
-
 def read_bag_pairs(path: str | Path, *, image_topic: str, label_topic: str,
                    tolerance_ns: int = 0) -> list[BagPair]:
     """Read a rosbag2 and return image/label pairs whose header stamps match (within tolerance)."""
@@ -252,9 +249,9 @@ def read_bag_pairs(path: str | Path, *, image_topic: str, label_topic: str,
         for conn, _, raw in reader.messages(connections=conns):
             msg = typestore.deserialize_cdr(raw, conn.msgtype)
             if conn.topic == image_topic:
-                images[_stamp_ns(msg)] = _decode_image(msg, want_rgb=True)
+                images[stamp_ns(msg)] = _decode_image(msg, want_rgb=True)
             else:
-                labels[_stamp_ns(msg)] = _decode_image(msg, want_rgb=False)
+                labels[stamp_ns(msg)] = _decode_image(msg, want_rgb=False)
     label_stamps = np.array(sorted(labels), dtype=np.int64)
     pairs = []
     for stamp, rgb in sorted(images.items()):
