@@ -251,9 +251,10 @@ def phase_cpu(node: dict[str, Any], cores: int) -> dict[str, Any]:
     on this machine however well the threads are scheduled. Empty when /proc is unavailable.
     """
     at = node.get('cpu_seconds_at_hold', {})
-    refs = node['model_only_references']
     out: dict[str, Any] = {}
-    for phase, (start, end) in (('fixed_rate', HOLD_POINTS[:2]), ('max_rate', HOLD_POINTS[1:])):
+    for phase, (start, end), ref in zip(('fixed_rate', 'max_rate'),
+                                        (HOLD_POINTS[:2], HOLD_POINTS[1:]),
+                                        phase_references(node)):
         frames = node[phase]['received'] if node.get(phase) else 0
         if start not in at or end not in at or frames <= 0:
             continue
@@ -262,7 +263,6 @@ def phase_cpu(node: dict[str, Any], cores: int) -> dict[str, Any]:
             continue
         node_ms, driver_ms = ((end_s - start_s) * 1e3 / frames
                               for start_s, end_s in seconds.values())
-        ref = combine_references(refs[start], refs[end])
         model_ms = ref['cores_used'] * ref['mean_ms'] / max(1, node.get('cameras', 1))
         total = node_ms + driver_ms
         out[phase] = {'node_cpu_ms_per_frame': node_ms, 'driver_cpu_ms_per_frame': driver_ms,
