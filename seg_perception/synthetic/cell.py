@@ -14,8 +14,8 @@ from seg_perception.synthetic.render import Rasteriser
 from seg_perception.synthetic.scene import (ItemSpec, sample_distractors, sample_items,
                                             sample_surface)
 from seg_perception.synthetic.shading import light_field, Lighting, sample_lighting
-from seg_perception.synthetic.shapes import (bar_faces, CYLINDER_FACETS, decal_faces, item_faces,
-                                             tote_faces)
+from seg_perception.synthetic.shapes import (back_wall_face, bar_faces, CYLINDER_FACETS,
+                                             decal_faces, item_faces, tote_faces)
 from seg_perception.synthetic.textures import texture_bank
 
 _NEEDED = ('background', 'tote', 'box', 'polybag', 'envelope', 'cylinder')
@@ -46,8 +46,11 @@ class SyntheticCell:
         bank = self.bank
         lab = self.label_of
 
-        surf = sample_surface(rng, cfg.tote_probability)
+        surf = sample_surface(rng, cfg.tote_probability,
+                              neighbour_probability=cfg.neighbour_tote_probability)
         count = int(rng.integers(cfg.min_items, cfg.max_items + 1))
+        if rng.random() < cfg.empty_probability:
+            count = 0
         items = sample_items(rng, surf, count)
         if cfg.distractors:
             sample_distractors(rng, surf)
@@ -96,6 +99,11 @@ class SyntheticCell:
         for k, face in enumerate(faces):
             fid = r.draw_face(face, R_cw, t_cw, shade_of(face.normal_w))
             floor_fid = fid if k == 0 else floor_fid
+        for offset in surf.neighbours:
+            for face in tote_faces(surf, bank, lab['tote'], offset_xy=offset):
+                r.draw_face(face, R_cw, t_cw, shade_of(face.normal_w))
+        for face in back_wall_face(surf, bank, lab['background']):
+            r.draw_face(face, R_cw, t_cw, shade_of(face.normal_w))
         ground_tex = bank.ground[surf.ground_texture].levels[0]
         if not surf.tote:
             floor_fid = self._ground(r, surf, ground_tex, R_cw, t_cw, rng, shade_of)
@@ -114,7 +122,13 @@ class SyntheticCell:
         for index, fids in facet_fids.items():
             self._shade_cylinder(r, items[index], fids, R_cw, t_cw, light, shade, highlight)
         gain *= shade
-        rgb = compose_rgb(rng, bank, r.albedo, gain, highlight, light.colour, noise=cfg.rgb_noise)
+        albedo = r.albedo
+        if surf.tote:      # any tote colour, not just the bank's: tint the tote's pixels
+            lut = np.clip(np.arange(256, dtype=np.float32)[:, None] * surf.tote_tint, 0, 255)
+            tinted = cv2.LUT(albedo, lut.astype(np.uint8).reshape(256, 1, 3))
+            cv2.copyTo(tinted, (labels == lab['tote']).view(np.uint8), albedo)
+        rgb = compose_rgb(rng, bank, albedo, gain, highlight, light.colour, noise=cfg.rgb_noise,
+                          effects=cfg.camera_effects)
         depth = r.z
         if cfg.depth_noise:
             depth = degrade_depth(rng, bank, depth, bag_spec)

@@ -20,8 +20,10 @@ class SyntheticConfig:
     width: int = 640
     height: int = 480
     min_items: int = 3
-    max_items: int = 15
-    tote_probability: float = 0.75          # else a flat conveyor/table surface (background)
+    max_items: int = 25                      # dense clutter: up to 25 items, heavy occlusion
+    tote_probability: float = 0.7           # else a flat conveyor/table/shelf (background)
+    empty_probability: float = 0.08          # a scene with nothing on it ("surface" != "item")
+    neighbour_tote_probability: float = 0.35  # an empty tote beside the one in front
     fx_range_px: tuple[float, float] = (500.0, 650.0)   # at 640x480
     principal_jitter_px: float = 10.0                    # at 640x480
     tilt_range_deg: tuple[float, float] = (0.0, 35.0)
@@ -30,6 +32,7 @@ class SyntheticConfig:
     depth_noise: bool = True                 # noise, edge/specular holes and dropouts
     rgb_noise: bool = True                   # sensor noise, blur and exposure jitter
     shadows: bool = True
+    camera_effects: bool = True              # white balance, vignetting, monochrome, JPEG
     texture_seed: int = 0                    # seed of the texture bank (fixed per cell)
 
     def __post_init__(self) -> None:
@@ -40,8 +43,10 @@ class SyntheticConfig:
             raise SyntheticConfigError(
                 f'item count range {self.min_items}..{self.max_items} must satisfy '
                 '0 <= min_items <= max_items <= 64')
-        if not 0.0 <= self.tote_probability <= 1.0:
-            raise SyntheticConfigError(f'tote_probability {self.tote_probability} not in 0..1')
+        for name in ('tote_probability', 'empty_probability', 'neighbour_tote_probability'):
+            value = getattr(self, name)
+            if not 0.0 <= value <= 1.0:
+                raise SyntheticConfigError(f'{name} {value} not in 0..1')
         lo, hi = self.fx_range_px
         if not 50.0 <= lo <= hi:
             raise SyntheticConfigError(f'fx_range_px {self.fx_range_px} must be ordered, >= 50')

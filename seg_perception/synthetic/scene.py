@@ -7,6 +7,8 @@ from dataclasses import dataclass, field
 import cv2
 import numpy as np
 
+from seg_perception.synthetic.textures import TOTE_COLOUR_CHOICES
+
 #: Relative frequency of the item kinds in a frame.
 ITEM_KINDS = ('box', 'polybag', 'envelope', 'cylinder')
 _KIND_WEIGHTS = np.array([0.3, 0.27, 0.2, 0.23])
@@ -36,6 +38,10 @@ class SurfaceSpec:
     rim_m: float = 0.0
     ground_z_m: float = 0.0
     tote_colour: int = 0
+    tote_gloss: float = 0.15                   # matte (0.02) .. glossy (0.7) plastic
+    tote_tint: np.ndarray = field(default_factory=lambda: np.ones(3, np.float32))  # RGB gains
+    neighbours: list = field(default_factory=list)  # (dx, dy) world offsets of empty totes
+    back_wall: tuple | None = None             # shelf/cell wall: (side, distance_m, height_m)
     ground_texture: int = 0
     bars: list = field(default_factory=list)       # (centre(3), size(3), yaw) background bars
     decals: list = field(default_factory=list)     # (centre(3), size(2), yaw, texture, on_tote)
@@ -56,8 +62,14 @@ def _pose(x: float, y: float, z: float, yaw: float, roll: float = 0.0,
     return T
 
 
-def sample_surface(rng: np.random.Generator, tote_probability: float) -> SurfaceSpec:
-    """Sample a tote (floor, flared walls, rim) on the ground, or a flat conveyor/table."""
+def sample_surface(rng: np.random.Generator, tote_probability: float, *,
+                   neighbour_probability: float = 0.0) -> SurfaceSpec:
+    """Sample a tote (floor, flared walls, rim) on the ground, or a flat conveyor/table/shelf.
+
+    Real cells show more than one container and more than one kind of surface: a neighbouring
+    empty tote, a shelf's back wall, totes of any colour and finish. All of it is `tote` or
+    `background`, so the network learns that a surface is not an item.
+    """
     if rng.random() < tote_probability:
         length = rng.uniform(0.5, 0.8)
         width = rng.uniform(0.35, min(0.6, length))
@@ -65,12 +77,24 @@ def sample_surface(rng: np.random.Generator, tote_probability: float) -> Surface
         surf = SurfaceSpec(tote=True, floor_size_m=(length, width), wall_height_m=wall,
                            flare_m=wall * np.tan(np.radians(rng.uniform(3, 12))),
                            rim_m=rng.uniform(0.015, 0.04), ground_z_m=-rng.uniform(0.01, 0.6),
-                           tote_colour=int(rng.integers(8)),
+                           tote_colour=int(rng.integers(len(TOTE_COLOUR_CHOICES))),
                            ground_texture=int(rng.integers(12)))
+        surf.tote_gloss = float(np.exp(rng.uniform(np.log(0.02), np.log(0.7))))
+        brightness = float(np.exp(rng.uniform(np.log(0.45), np.log(1.3))))
+        surf.tote_tint = (brightness * rng.uniform(0.8, 1.2, 3)).astype(np.float32)
+        if rng.random() < neighbour_probability:
+            pitch_x = length + 2 * (surf.flare_m + surf.rim_m) + rng.uniform(0.005, 0.08)
+            pitch_y = width + 2 * (surf.flare_m + surf.rim_m) + rng.uniform(0.005, 0.08)
+            side = float(rng.choice([-1.0, 1.0]))
+            surf.neighbours.append((side * pitch_x, 0.0) if rng.random() < 0.6
+                                   else (0.0, side * pitch_y))
     else:
         surf = SurfaceSpec(tote=False, floor_size_m=(rng.uniform(0.45, 0.8),
                                                      rng.uniform(0.35, 0.6)),
                            ground_texture=int(rng.integers(12)))
+        if rng.random() < 0.35:     # a shelf or the cell's wall behind the items
+            surf.back_wall = (int(rng.integers(4)), float(rng.uniform(0.0, 0.12)),
+                              float(rng.uniform(0.25, 0.9)))
     return surf
 
 
@@ -178,7 +202,8 @@ def _sample_looks(rng: np.random.Generator, kind: str) -> dict:
 
 
 def sample_distractors(rng: np.random.Generator, surf: SurfaceSpec) -> None:
-    """Add stickers, stains, tape scraps, marks and cables on the surface, and background bars."""
+    """Add stickers, stains, tape scraps, marks and cables on the surface, and frame bars or
+    conveyor rails beside it (background)."""
     length, width = surf.floor_size_m
     for _ in range(int(rng.integers(0, 5))):
         size = rng.uniform(0.03, 0.12, 2)
@@ -197,20 +222,19 @@ def sample_distractors(rng: np.random.Generator, surf: SurfaceSpec) -> None:
         colour = ((20, 20, 20) if rng.random() < 0.5
                   else tuple(int(v) for v in rng.integers(0, 255, 3)))
         surf.cables.append((pts3, colour, rng.uniform(0.004, 0.01), surf.tote))
-    if surf.tote:
-        for _ in range(int(rng.integers(0, 4))):
-            side = rng.choice([-1, 1])
-            along_x = rng.random() < 0.5
-            off = (length if along_x else width) / 2 + surf.flare_m + surf.rim_m + \
-                rng.uniform(0.03, 0.3)
-            size = np.array([rng.uniform(1.0, 2.0), rng.uniform(0.03, 0.06),
-                             rng.uniform(0.03, 0.06)])
-            if along_x:
-                centre = np.array([side * off, rng.uniform(-0.2, 0.2), 0.0])
-                yaw = np.pi / 2
-            else:
-                centre = np.array([rng.uniform(-0.2, 0.2), side * off, 0.0])
-                yaw = 0.0
-            centre[2] = surf.ground_z_m + size[2] / 2 + rng.uniform(0, max(
-                0.0, -surf.ground_z_m + surf.wall_height_m * 0.8))
-            surf.bars.append((centre, size, yaw))
+    for _ in range(int(rng.integers(0, 4))):
+        side = rng.choice([-1, 1])
+        along_x = rng.random() < 0.5
+        off = (length if along_x else width) / 2 + surf.flare_m + surf.rim_m + \
+            rng.uniform(0.03, 0.3)
+        size = np.array([rng.uniform(1.0, 2.0), rng.uniform(0.03, 0.06),
+                         rng.uniform(0.03, 0.06)])
+        if along_x:
+            centre = np.array([side * off, rng.uniform(-0.2, 0.2), 0.0])
+            yaw = np.pi / 2
+        else:
+            centre = np.array([rng.uniform(-0.2, 0.2), side * off, 0.0])
+            yaw = 0.0
+        centre[2] = surf.ground_z_m + size[2] / 2 + rng.uniform(0, max(
+            0.0, -surf.ground_z_m + surf.wall_height_m * 0.8))
+        surf.bars.append((centre, size, yaw))

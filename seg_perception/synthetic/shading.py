@@ -30,10 +30,11 @@ def sample_lighting(rng: np.random.Generator, camera_w: np.ndarray) -> Lighting:
     dir_w = np.array([np.cos(elev) * np.cos(azim), np.cos(elev) * np.sin(azim), np.sin(elev)])
     point = camera_w + np.array([*rng.normal(0, 0.4, 2), rng.uniform(0.1, 1.0)])
     tint = rng.uniform(-0.06, 0.06, 3)
-    return Lighting(dir_w=dir_w, point_w=point, ambient=float(rng.uniform(0.3, 0.5)),
-                    diffuse=float(rng.uniform(0.45, 0.75)),
-                    shininess=float(rng.uniform(20, 60)),
-                    shadow_strength=float(rng.uniform(0.25, 0.6)),
+    # Diffuse cell lighting to a hard key light with deep shadows (dark bin walls).
+    return Lighting(dir_w=dir_w, point_w=point, ambient=float(rng.uniform(0.18, 0.55)),
+                    diffuse=float(rng.uniform(0.4, 0.9)),
+                    shininess=float(rng.uniform(15, 80)),
+                    shadow_strength=float(rng.uniform(0.2, 0.8)),
                     colour=(1.0 + tint).astype(np.float32))
 
 

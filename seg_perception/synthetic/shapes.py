@@ -101,39 +101,66 @@ def item_faces(item: ItemSpec, index: int, bank: TextureBank, label: int) -> lis
     raise ValueError(f'item kind {item.kind!r} has no planar faces')
 
 
-def tote_faces(surf: SurfaceSpec, bank: TextureBank, label: int) -> list[Face]:
-    """Return the floor, flared inner walls, rim and outer walls of the tote."""
+def tote_faces(surf: SurfaceSpec, bank: TextureBank, label: int,
+               offset_xy: tuple[float, float] = (0.0, 0.0)) -> list[Face]:
+    """Return the floor, flared inner walls, rim and outer walls of the tote.
+
+    `offset_xy` moves the tote in the world plane (a neighbouring tote of the same type).
+    """
     tex = bank.tote[surf.tote_colour]
     lx, ly = (v / 2 for v in surf.floor_size_m)
     wh, fl, rim, gz = surf.wall_height_m, surf.flare_m, surf.rim_m, surf.ground_z_m
+    gloss = surf.tote_gloss
     floor = np.array([[-lx, ly, 0], [lx, ly, 0], [lx, -ly, 0], [-lx, -ly, 0]], float)
     inner = np.array([[-lx - fl, ly + fl, wh], [lx + fl, ly + fl, wh], [lx + fl, -ly - fl, wh],
                       [-lx - fl, -ly - fl, wh]], float)
     outer = inner * (1, 1, 1) + np.sign(inner) * (rim, rim, 0)
     base = np.column_stack([outer[:, :2] - np.sign(outer[:, :2]) * fl * 0.8,
                             np.full(4, gz)])
+    shift = np.array([offset_xy[0], offset_xy[1], 0.0])
+    floor, inner, outer, base = floor + shift, inner + shift, outer + shift, base + shift
     faces = [Face(verts_w=floor, normal_w=np.array([0.0, 0, 1]), texture=tex, tex_quad_w=floor,
-                  label=label, gloss=0.12)]
+                  label=label, gloss=gloss * 0.8)]
     for k in range(4):
         j = (k + 1) % 4
         quad = np.array([floor[k], floor[j], inner[j], inner[k]])
         n = np.cross(quad[1] - quad[0], quad[3] - quad[0])
         n /= np.linalg.norm(n)
-        if n @ (np.array([0, 0, wh / 2]) - quad[0]) < 0:
+        if n @ (shift + np.array([0, 0, wh / 2]) - quad[0]) < 0:
             n = -n
         faces.append(Face(verts_w=quad, normal_w=n, texture=tex, tex_quad_w=quad, label=label,
-                          gloss=0.18))
+                          gloss=gloss * 1.2))
         rq = np.array([inner[k], inner[j], outer[j], outer[k]])
         faces.append(Face(verts_w=rq, normal_w=np.array([0.0, 0, 1]), texture=tex,
-                          tex_quad_w=rq, label=label, gloss=0.15))
+                          tex_quad_w=rq, label=label, gloss=gloss))
         oq = np.array([outer[k], outer[j], base[j], base[k]])
         n = np.cross(oq[1] - oq[0], oq[3] - oq[0])
         n /= np.linalg.norm(n)
-        if n @ (np.array([0, 0, wh / 2]) - oq[0]) > 0:
+        if n @ (shift + np.array([0, 0, wh / 2]) - oq[0]) > 0:
             n = -n
         faces.append(Face(verts_w=oq, normal_w=n, texture=tex, tex_quad_w=oq, label=label,
-                          gloss=0.1))
+                          gloss=gloss * 0.7))
     return faces
+
+
+def back_wall_face(surf: SurfaceSpec, bank: TextureBank, label: int) -> list[Face]:
+    """Return the vertical back wall of a shelf or cell beside a flat surface (background)."""
+    if surf.back_wall is None:
+        return []
+    side, distance, height = surf.back_wall
+    lx, ly = (v / 2 for v in surf.floor_size_m)
+    half_len, off = (lx + 0.6, ly + distance) if side < 2 else (ly + 0.6, lx + distance)
+    sign = 1.0 if side % 2 == 0 else -1.0
+    a = np.array([-half_len, sign * off, surf.ground_z_m])
+    b = np.array([half_len, sign * off, surf.ground_z_m])
+    quad = np.array([a, b, b + (0, 0, height), a + (0, 0, height)])
+    if side >= 2:
+        quad = quad[:, [1, 0, 2]]
+    normal = np.zeros(3)
+    normal[1 if side < 2 else 0] = -sign
+    tex = bank.ground[(surf.ground_texture + 5) % len(bank.ground)]
+    return [Face(verts_w=quad, normal_w=normal, texture=tex, tex_quad_w=quad, label=label,
+                 gloss=0.1)]
 
 
 def decal_faces(surf: SurfaceSpec, bank: TextureBank, labels: dict[str, int]) -> list[Face]:

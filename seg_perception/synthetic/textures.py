@@ -13,9 +13,14 @@ TEXTURE_SIZE = 256
 _FONTS = (cv2.FONT_HERSHEY_SIMPLEX, cv2.FONT_HERSHEY_DUPLEX, cv2.FONT_HERSHEY_COMPLEX,
           cv2.FONT_HERSHEY_TRIPLEX, cv2.FONT_HERSHEY_PLAIN)
 
-#: RGB colours of plastic totes (red, blue, grey, black, yellow, green, orange, light grey).
+#: RGB colours of plastic totes: red, blue, grey, black, yellow, green, orange, light grey,
+#: then white, dark grey, navy, dark green, milky translucent, charcoal and brown-red.
 TOTE_COLOURS = ((178, 44, 30), (32, 72, 150), (110, 112, 115), (40, 40, 44), (215, 170, 30),
-                (40, 110, 60), (210, 90, 25), (175, 178, 180))
+                (40, 110, 60), (210, 90, 25), (175, 178, 180), (232, 232, 228), (70, 72, 76),
+                (28, 36, 70), (24, 60, 40), (205, 210, 212), (26, 26, 28), (120, 40, 30))
+#: Indices into TOTE_COLOURS drawn per tote (translucent totes get a cloudy texture).
+TOTE_COLOUR_CHOICES = tuple(range(len(TOTE_COLOURS)))
+_TRANSLUCENT = 12
 
 
 class MipTexture:
@@ -187,9 +192,11 @@ def _lid(rng: np.random.Generator) -> np.ndarray:
     return img
 
 
-def _tote_plastic(rng: np.random.Generator, colour) -> np.ndarray:
+def _tote_plastic(rng: np.random.Generator, colour, translucent: bool = False) -> np.ndarray:
     s = TEXTURE_SIZE
-    img = _shade(np.broadcast_to(np.array(colour, np.float32), (s, s, 3)), _fbm(rng, s), 0.06)
+    # Translucent plastic shows blurred, low-contrast shapes of what lies behind it.
+    amount = 0.22 if translucent else 0.06
+    img = _shade(np.broadcast_to(np.array(colour, np.float32), (s, s, 3)), _fbm(rng, s), amount)
     scratches = np.zeros((s, s), np.uint8)
     for _ in range(12):
         p = rng.integers(0, s, 4)
@@ -291,7 +298,8 @@ class TextureBank:
         self.envelope = [MipTexture(_envelope(rng)) for _ in range(16)]
         self.can = [MipTexture(_can_label(rng)) for _ in range(16)]
         self.lid = [MipTexture(_lid(rng)) for _ in range(8)]
-        self.tote = [MipTexture(_tote_plastic(rng, c)) for c in TOTE_COLOURS]
+        self.tote = [MipTexture(_tote_plastic(rng, c, k == _TRANSLUCENT))
+                     for k, c in enumerate(TOTE_COLOURS)]
         self.ground = [MipTexture(_ground(rng, k % 6)) for k in range(12)]
         self.decal = [MipTexture(_decal(rng)) for _ in range(16)]
         self.bag_shape = [_polybag(rng) for _ in range(12)]

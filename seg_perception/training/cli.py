@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 from dataclasses import replace
 import json
+import os
 from pathlib import Path
 import shlex
 import sys
@@ -202,7 +203,8 @@ def _prerender(dataset: Any, name: str, cache_dir: Path) -> None:
         if done % step == 0 or done == total:
             print(f'rendering {name} pool: {done}/{total}', flush=True)
 
-    seconds = dataset.prerender(cache_dir=cache_dir, progress=progress)
+    seconds = dataset.prerender(cache_dir=cache_dir, progress=progress,
+                                workers=max(1, os.cpu_count() or 1))
     print(f'{name} pool ready: {len(dataset)} frames in {seconds:.1f} s', flush=True)
 
 

@@ -125,8 +125,13 @@ class SyntheticDataset(Dataset):
         return hashlib.sha1(text.encode()).hexdigest()[:12]
 
     def prerender(self, *, cache_dir: Path | None = None,
-                  progress: Callable[[int, int], None] | None = None) -> float:
-        """Render every frame into memory (loading/saving an .npz in `cache_dir`); return s."""
+                  progress: Callable[[int, int], None] | None = None,
+                  workers: int = 1) -> float:
+        """Render every frame into memory (loading/saving an .npz in `cache_dir`); return s.
+
+        `workers` > 1 renders in that many forked processes (rendering is single-threaded NumPy
+        and OpenCV, so the pool scales with the cores); frames are identical either way.
+        """
         if not self.cache:
             raise DatasetError('prerender needs cache=True')
         assert self._done is not None and self._rgb is not None and self._labels is not None
@@ -144,7 +149,11 @@ class SyntheticDataset(Dataset):
                 except (OSError, KeyError, ValueError):
                     pass  # a broken cache is re-rendered below
         todo = np.flatnonzero(~self._done)
+        if workers > 1 and len(todo) > 1:
+            self._render_parallel(todo, workers, progress)
         for k, i in enumerate(todo):
+            if self._done[i]:
+                continue
             self[int(i)]
             if progress is not None:
                 progress(k + 1, len(todo))
@@ -154,6 +163,34 @@ class SyntheticDataset(Dataset):
             np.savez(tmp, rgb=self._rgb, labels=self._labels)
             tmp.replace(path)
         return time.perf_counter() - start
+
+    def _render_parallel(self, todo: np.ndarray, workers: int,
+                         progress: Callable[[int, int], None] | None) -> None:
+        """Render the frames `todo` in `workers` forked processes into the cache arrays."""
+        import multiprocessing
+        assert self._done is not None and self._rgb is not None and self._labels is not None
+        context = multiprocessing.get_context('fork')
+        with context.Pool(workers, initializer=_worker_init, initargs=(self,)) as pool:
+            for k, (i, rgb, labels) in enumerate(pool.imap_unordered(
+                    _worker_render, [int(i) for i in todo], chunksize=8)):
+                self._rgb[i], self._labels[i] = rgb, labels
+                self._done[i] = True
+                if progress is not None:
+                    progress(k + 1, len(todo))
+
+
+_WORKER_DATASET: SyntheticDataset | None = None
+
+
+def _worker_init(dataset: SyntheticDataset) -> None:
+    global _WORKER_DATASET
+    _WORKER_DATASET = dataset
+
+
+def _worker_render(index: int) -> tuple[int, np.ndarray, np.ndarray]:
+    assert _WORKER_DATASET is not None
+    rgb, labels = _WORKER_DATASET.render(index)
+    return index, rgb, labels
 
 
 class ImageFolderDataset(Dataset):
