@@ -24,7 +24,7 @@ for _var in ('OMP_NUM_THREADS', 'OPENBLAS_NUM_THREADS', 'MKL_NUM_THREADS'):
 import numpy as np  # noqa: E402
 
 RESOLUTIONS = ((640, 480), (1280, 720))
-STAGES = ('backprojection', 'fusion', 'regions', 'candidates', 'cloud', 'total')
+STAGES = ('backprojection', 'container', 'fusion', 'regions', 'candidates', 'cloud', 'total')
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

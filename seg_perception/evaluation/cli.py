@@ -5,6 +5,8 @@ Modes (one per data source; add a new one with an `_add_<mode>_arguments` functi
   synthetic  a seeded, held-out synthetic set rendered at 640x480 (seeds >= 100000 by default)
   bag        offline over a rosbag2: the engine segments every frame of --image-topic
   online     a rosbag2 replayed through a real segmentation_node (latency, drops)
+  frames     a folder of real labelled frames (item-vs-rest IoU; with --grasp, the share of grasp
+             candidates on items; see seg_perception.evaluation.frames for the folder format)
 The bag and online modes write report.md, report.json and PNG plots into --out (see
 seg_perception.evaluation.online and docs/evaluation.md); they accept any model the node does.
 """
@@ -59,6 +61,71 @@ MODES: dict[str, tuple[Callable[[argparse.ArgumentParser], None],
 }
 #: modes that run the production engine / node on a model name and write a report folder
 BAG_MODES = ('bag', 'online')
+FRAMES_MODE = 'frames'
+
+
+def _add_frames_arguments(parser: argparse.ArgumentParser) -> None:
+    g = parser.add_argument_group('frames mode (real labelled frames)')
+    g.add_argument('--images', type=Path, help='folder of colour frames (.png/.jpg)')
+    g.add_argument('--masks', type=Path, help='folder of item masks <stem>.png, nonzero = item')
+    g.add_argument('--ignore', type=Path, default=None,
+                   help='optional folder of <stem>.png, nonzero = pixel not scored')
+    g.add_argument('--grasp', action='store_true',
+                   help='also run the grasp pipeline on the labels (needs --depth, '
+                        '--intrinsics) and count candidates on mask pixels')
+    g.add_argument('--depth', type=Path, default=None,
+                   help='folder of registered depth <stem>.png (uint16) or .npy (metres)')
+    g.add_argument('--depth-units-per-m', type=float, default=1000.0,
+                   help='units of the uint16 depth PNGs per metre (1000 = mm)')
+    g.add_argument('--intrinsics', type=Path, default=None,
+                   help='folder of <stem>.txt 3x3 K, or one file for every frame')
+    g.add_argument('--container', choices=('auto', 'reference', 'none'), default='auto',
+                   help='container step of the grasp pipeline')
+    g.add_argument('--empty', type=Path, default=None,
+                   help='folder of empty-container depth <stem>.png/.npy (--container '
+                        'reference)')
+
+
+def _run_frames(args: argparse.Namespace) -> int:
+    import sys
+    from seg_perception.evaluation.frames import evaluate_frames, FramesError, load_frames
+    if args.images is None or args.masks is None:
+        print('evaluate: error: --mode frames needs --images DIR and --masks DIR',
+              file=sys.stderr)
+        return 2
+    if args.grasp and (args.depth is None or args.intrinsics is None):
+        print('evaluate: error: --grasp needs --depth DIR and --intrinsics FILE|DIR',
+              file=sys.stderr)
+        return 2
+    if args.grasp and args.container == 'reference' and args.empty is None:
+        print('evaluate: error: --container reference needs --empty DIR', file=sys.stderr)
+        return 2
+    if args.out == Path('build/eval/synthetic'):
+        args.out = Path('build/eval/frames')
+    try:
+        frames = load_frames(args.images, args.masks, ignore=args.ignore,
+                             depth=args.depth if args.grasp else None,
+                             intrinsics=args.intrinsics if args.grasp else None,
+                             empty=args.empty if args.grasp and args.container == 'reference'
+                             else None, depth_units_per_m=args.depth_units_per_m)
+        from tqdm import tqdm
+        with tqdm(total=len(frames), desc='frames', unit='frame') as bar:
+            summary = evaluate_frames(frames, model=args.model, device=args.device,
+                                      grasp=args.grasp, container_mode=args.container,
+                                      out=args.out, progress=lambda done, total: bar.update(1))
+    except (FramesError, OSError, ValueError, RuntimeError) as exc:
+        print(f'evaluate: error: {exc}', file=sys.stderr)
+        return 1
+    print(f'item IoU (labels) mean {summary["item_iou_mean"]:.3f}, precision '
+          f'{summary["item_precision_mean"]:.3f}, recall {summary["item_recall_mean"]:.3f}')
+    if args.grasp:
+        share = summary['candidates_on_items_share']
+        after = summary['after_container_item_iou_mean']
+        print(f'after the container step ({args.container}): item IoU mean '
+              f'{after:.3f}; candidates on items {summary["candidates_on_items"]}/'
+              f'{summary["candidates"]}' + (f' ({share:.1%})' if share is not None else ''))
+    print(f'wrote {args.out / "report.md"}')
+    return 0
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -67,7 +134,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument('--model', default='default',
                         help="checkpoint .pt (with its .json sidecar) or 'default'; bag and "
                              'online modes also take registry names and .ts/.onnx files')
-    parser.add_argument('--mode', choices=tuple(MODES) + BAG_MODES, default='synthetic')
+    parser.add_argument('--mode', choices=tuple(MODES) + BAG_MODES + (FRAMES_MODE,),
+                        default='synthetic')
     parser.add_argument('--out', type=Path, default=Path('build/eval/synthetic'),
                         help='output folder for metrics.json')
     parser.add_argument('--device', default='cpu', help="'cpu', 'cuda' or 'auto'")
@@ -78,6 +146,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     for adder, _ in MODES.values():
         adder(parser)
     add_bag_arguments(parser)
+    _add_frames_arguments(parser)
 
 
 def main(args: argparse.Namespace) -> int:
@@ -86,6 +155,8 @@ def main(args: argparse.Namespace) -> int:
         torch.set_num_threads(args.threads)
     if args.mode in BAG_MODES:
         return run_bag(args)
+    if args.mode == FRAMES_MODE:
+        return _run_frames(args)
     if args.device == 'auto':
         args.device = 'cuda' if torch.cuda.is_available() else 'cpu'
     path = default_model_path() if args.model == 'default' else Path(args.model)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Callable, Sequence
 
 import cv2
 import numpy as np
@@ -21,6 +21,8 @@ class FusedMasks:
     roi: tuple[int, int, int, int]
     #: class id -> (h, w) bool crop: labelled as the class, interior after erosion, depth usable.
     masks: dict[int, np.ndarray]
+    #: Usable labelled pixels the container step removed (on a container surface or outside it).
+    container_removed: int = 0
 
     @property
     def empty(self) -> bool:
@@ -125,12 +127,14 @@ def workspace_filter(points: np.ndarray, lo: Sequence[float], hi: Sequence[float
 
 
 def fuse(labels: np.ndarray, depth_m: np.ndarray, xyz: np.ndarray, class_ids: Sequence[int],
-         config: GraspConfig) -> FusedMasks:
+         config: GraspConfig,
+         container_keep: Callable[[np.ndarray], np.ndarray] | None = None) -> FusedMasks:
     """Combine labels, depth validity, discontinuities, erosion and the workspace into masks.
 
     `labels` may have any resolution (they are resized to the depth); `xyz` is the organized
-    cloud of `depth_m` (needed only for the workspace crop). Work is limited to the box around
-    the graspable-labelled pixels.
+    cloud of `depth_m` (needed for the workspace crop). `container_keep` maps flat pixel
+    indices of the depth image to True where the pixel is not container (the container step).
+    Work is limited to the box around the graspable-labelled pixels.
     """
     height, width = depth_m.shape
     labels_d = resize_labels(labels, height, width)
@@ -154,5 +158,12 @@ def fuse(labels: np.ndarray, depth_m: np.ndarray, xyz: np.ndarray, class_ids: Se
                                   config.workspace_min, config.workspace_max,
                                   config.base_from_camera_matrix)
         keep.ravel()[index[~inside]] = False
+    removed = 0
+    if container_keep is not None:
+        index = np.flatnonzero(keep)
+        rows, cols = np.divmod(index, w)
+        outside = ~container_keep((rows + y) * width + cols + x)
+        keep.ravel()[index[outside]] = False
+        removed = int(np.count_nonzero(outside))
     masks = {int(c): keep & (lab == c) for c in class_ids}
-    return FusedMasks(labels=labels_d, roi=roi, masks=masks)
+    return FusedMasks(labels=labels_d, roi=roi, masks=masks, container_removed=removed)

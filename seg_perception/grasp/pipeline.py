@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 import time
+from typing import Callable
 
 import numpy as np
 
@@ -12,6 +13,8 @@ from seg_perception.grasp.backprojection import BackProjector
 from seg_perception.grasp.camera_model import PinholeCamera
 from seg_perception.grasp.candidates import generate_candidates, GraspCandidate
 from seg_perception.grasp.config import GraspConfig
+from seg_perception.grasp.container import (Container, container_keep_mask, ContainerConfig,
+                                            ContainerDetector, ContainerStatus)
 from seg_perception.grasp.fusion import fuse
 from seg_perception.grasp.regions import find_regions, Region
 
@@ -21,7 +24,7 @@ POINT_DTYPE = np.dtype([('x', np.float32), ('y', np.float32), ('z', np.float32),
                         ('normal_x', np.float32), ('normal_y', np.float32),
                         ('normal_z', np.float32), ('score', np.float32)])
 
-STAGES = ('backprojection', 'fusion', 'regions', 'candidates', 'cloud', 'total')
+STAGES = ('backprojection', 'container', 'fusion', 'regions', 'candidates', 'cloud', 'total')
 
 
 @dataclass
@@ -36,6 +39,10 @@ class GraspResult:
     timings_ms: dict[str, float] = field(default_factory=dict)
     #: (H, W) uint32 region id per depth pixel (0 = none); None for an empty frame.
     region_image: np.ndarray | None = None
+    #: The container the frame's items lie in (None: step off, or none seen).
+    container: Container | None = None
+    #: What the container step did (None when it is off).
+    container_status: ContainerStatus | None = None
 
     @property
     def empty(self) -> bool:
@@ -64,8 +71,13 @@ class GraspPipeline:
     """Fuse labels with depth and propose grasps; one per camera stream (not thread-safe)."""
 
     def __init__(self, config: GraspConfig | None = None,
-                 class_set: ClassSet | None = None) -> None:
+                 class_set: ClassSet | None = None,
+                 container: ContainerConfig | ContainerDetector | None = None) -> None:
         self.config = config if config is not None else GraspConfig()
+        if isinstance(container, ContainerConfig):
+            container = ContainerDetector(container)
+        #: The container step (None or mode 'none': off).
+        self.container = container
         self.class_set = class_set if class_set is not None else ClassSet.default()
         self._classes = tuple(self.class_set.by_name(n) for n in self.config.graspable_classes)
         self._grasp_modes = {c.id: c.grasp for c in self._classes}
@@ -128,8 +140,19 @@ class GraspPipeline:
         cam = projector.camera_for(width, height)
         xyz = projector.organized(depth, out=self._buffer('xyz', (height, width, 3), np.float32))
         t1 = time.perf_counter()
-        fused = fuse(labels_arr, depth, xyz, [c.id for c in self._classes], self.config)
+        container: Container | None = None
+        keep: Callable[[np.ndarray], np.ndarray] | None = None
+        detector = self.container
+        reason = ''
+        if detector is not None and detector.config.mode != 'none':
+            container, reason = detector.locate(depth, xyz)
+            if container is not None:
+                found, cfg = container, detector.config
+                keep = (lambda index: container_keep_mask(found, xyz, depth, index, cfg))
         t2 = time.perf_counter()
+        fused = fuse(labels_arr, depth, xyz, [c.id for c in self._classes], self.config,
+                     container_keep=keep)
+        t3 = time.perf_counter()
         region_image, score_image, normal_image = self._frame_buffers(height, width)
         regions: list[Region] = []
         for info in self._classes:
@@ -142,19 +165,46 @@ class GraspPipeline:
                 first_region_id=len(regions) + 1, region_image=region_image,
                 origin=fused.roi[:2], plane_fit=self.config.plane_fit,
                 voxel_size_m=self.config.voxel_size_m))
-        t3 = time.perf_counter()
+        t4 = time.perf_counter()
         candidates = generate_candidates(regions, region_image, xyz, cam, self.config,
                                          self._grasp_modes, score_image, normal_image)
-        t4 = time.perf_counter()
+        status = None
+        if detector is not None and detector.config.mode != 'none':
+            removed = 0
+            if container is not None:
+                before = len(candidates)
+                candidates = self._clear_of_walls(candidates, container, detector.config)
+                removed = before - len(candidates)
+            status = ContainerStatus(mode=detector.config.mode, found=container is not None,
+                                     reason=reason, removed_pixels=fused.container_removed,
+                                     removed_candidates=removed)
+        t5 = time.perf_counter()
         points = self._cloud(region_image, fused.labels, xyz, normal_image, score_image, rgb,
                              regions)
-        t5 = time.perf_counter()
+        t6 = time.perf_counter()
         self._dirty = {(height, width): fused.roi}
-        timings = {'backprojection': t1 - t0, 'fusion': t2 - t1, 'regions': t3 - t2,
-                   'candidates': t4 - t3, 'cloud': t5 - t4, 'total': t5 - t0}
+        timings = {'backprojection': t1 - t0, 'container': t2 - t1, 'fusion': t3 - t2,
+                   'regions': t4 - t3, 'candidates': t5 - t4, 'cloud': t6 - t5,
+                   'total': t6 - t0}
         return GraspResult(points=points, candidates=candidates, regions=regions,
                            timings_ms={k: v * 1e3 for k, v in timings.items()},
-                           region_image=region_image.copy() if regions else None)
+                           region_image=region_image.copy() if regions else None,
+                           container=container, container_status=status)
+
+    def _clear_of_walls(self, candidates: list[GraspCandidate], container: Container,
+                        config: ContainerConfig) -> list[GraspCandidate]:
+        """Drop candidates whose cup rim or fingers would touch a wall.
+
+        A cup needs its radius between its centre and the wall; a parallel gripper half its
+        largest opening (the fingers open across the item); both plus `wall_clearance_m`.
+        """
+        if not candidates or not container.walls:
+            return candidates
+        distance = container.wall_distance(np.stack([c.position for c in candidates]))
+        need = {'suction': self.config.cup_radius_m,
+                'parallel': self.config.gripper_max_opening_m / 2}
+        return [c for c, d in zip(candidates, distance)
+                if d >= need.get(c.kind, 0.0) + config.wall_clearance_m]
 
     def _cloud(self, region_image: np.ndarray, labels: np.ndarray, xyz: np.ndarray,
                normals: np.ndarray, score_image: np.ndarray, rgb: np.ndarray | None,

@@ -149,7 +149,7 @@ class SyntheticDataset(Dataset):
                 except (OSError, KeyError, ValueError):
                     pass  # a broken cache is re-rendered below
         todo = np.flatnonzero(~self._done)
-        if workers > 1 and len(todo) > 1:
+        if workers > 1 and len(todo) >= 200:   # below that, starting workers costs more
             self._render_parallel(todo, workers, progress)
         for k, i in enumerate(todo):
             if self._done[i]:
@@ -166,11 +166,16 @@ class SyntheticDataset(Dataset):
 
     def _render_parallel(self, todo: np.ndarray, workers: int,
                          progress: Callable[[int, int], None] | None) -> None:
-        """Render the frames `todo` in `workers` forked processes into the cache arrays."""
+        """Render the frames `todo` in `workers` spawned processes into the cache arrays.
+
+        Spawned, not forked: a fork of a process whose torch/OpenCV thread pools already ran can
+        deadlock in the child. Each worker builds an uncached copy of this pool's cell.
+        """
         import multiprocessing
         assert self._done is not None and self._rgb is not None and self._labels is not None
-        context = multiprocessing.get_context('fork')
-        with context.Pool(workers, initializer=_worker_init, initargs=(self,)) as pool:
+        context = multiprocessing.get_context('spawn')
+        recipe = (self.seeds, self.size, self.render_size, self.config_kwargs)
+        with context.Pool(workers, initializer=_worker_init, initargs=(recipe,)) as pool:
             for k, (i, rgb, labels) in enumerate(pool.imap_unordered(
                     _worker_render, [int(i) for i in todo], chunksize=8)):
                 self._rgb[i], self._labels[i] = rgb, labels
@@ -182,9 +187,12 @@ class SyntheticDataset(Dataset):
 _WORKER_DATASET: SyntheticDataset | None = None
 
 
-def _worker_init(dataset: SyntheticDataset) -> None:
+def _worker_init(recipe: tuple) -> None:
     global _WORKER_DATASET
-    _WORKER_DATASET = dataset
+    cv2.setNumThreads(1)
+    seeds, size, render_size, config_kwargs = recipe
+    _WORKER_DATASET = SyntheticDataset(seeds, size=size, render_size=render_size, cache=False,
+                                       config_kwargs=config_kwargs)
 
 
 def _worker_render(index: int) -> tuple[int, np.ndarray, np.ndarray]:

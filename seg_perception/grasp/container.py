@@ -1,0 +1,556 @@
+"""Container (load carrier) detection from depth: the floor and walls of the bin the items lie in.
+
+A segmentation network alone calls dark bin walls, rims and the cell around a bin "items" on real
+cameras. Industrial bin picking adds geometry: it finds the load carrier in the depth image and
+never proposes a grasp on it. Here the container is a convex set of half-spaces, one per plane
+(the floor, facing up, and up to four walls, facing inward), so "inside the container and not on
+its surface" is a handful of dot products per pixel.
+
+Modes:
+* ``auto``: planes are found by sequential RANSAC on a decimated cloud every frame; a container
+  that still fits the next frame is tracked (refined, not searched again).
+* ``reference``: an empty-container depth frame (a file, or captured live) gives the planes once
+  and a per-pixel surface: a pixel is an item only where it stands in front of that surface.
+* ``none``: no container step.
+
+Everything is in the depth camera's optical frame (x right, y down, z forward, metres).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Sequence
+
+import cv2
+import numpy as np
+
+#: Values of the `container_mode` parameter.
+CONTAINER_MODES = ('auto', 'reference', 'none')
+
+
+class ContainerError(ValueError):
+    """Raised for a reference frame or configuration the container step cannot use."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class ContainerConfig:
+    """How the container is found and how much room the gripper needs from its walls."""
+
+    mode: str = 'auto'
+    #: Label pixels closer than this to a container surface (floor, wall) are not graspable.
+    surface_margin_m: float = 0.01
+    #: Room kept between a wall and the cup edge / finger, beyond the cup radius or half opening.
+    wall_clearance_m: float = 0.005
+    #: Pixel step of the decimated cloud the planes are searched in (at the depth resolution).
+    decimation_px: int = 8
+    #: RANSAC inlier distance.
+    plane_threshold_m: float = 0.008
+    #: Plane hypotheses scored per RANSAC round (all at once, as one matrix product).
+    ransac_hypotheses: int = 64
+    #: Planes extracted per frame before the floor and walls are chosen among them.
+    max_planes: int = 7
+    #: Smallest plane, as a fraction of the valid decimated points.
+    min_plane_fraction: float = 0.015
+    #: A wall's inliers must come this close to the floor plane's inliers (the wall meets it).
+    max_floor_gap_m: float = 0.08
+    #: Moulded bins round the edges where two surfaces meet: points closer than this to two
+    #: container planes at once lie on that fillet, not on an item.
+    corner_radius_m: float = 0.025
+    #: Items may overhang the visible floor's outline by this much (walls flare outward).
+    floor_extent_margin_m: float = 0.03
+    #: A tracked plane is kept while this fraction of its previous inliers still fits.
+    track_min_fraction: float = 0.5
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.mode not in CONTAINER_MODES:
+            raise ContainerError(f'container mode {self.mode!r} is not one of '
+                                 f'{", ".join(CONTAINER_MODES)}')
+        for name in ('surface_margin_m', 'wall_clearance_m', 'max_floor_gap_m', 'corner_radius_m',
+                     'floor_extent_margin_m'):
+            value = getattr(self, name)
+            if not (isinstance(value, (int, float)) and np.isfinite(value) and value >= 0):
+                raise ContainerError(f'{name} must be a finite number >= 0, got {value!r}')
+        if not (isinstance(self.plane_threshold_m, (int, float))
+                and np.isfinite(self.plane_threshold_m) and self.plane_threshold_m > 0):
+            raise ContainerError(f'plane_threshold_m must be > 0, got {self.plane_threshold_m!r}')
+        for name, low in (('decimation_px', 1), ('ransac_hypotheses', 8), ('max_planes', 2)):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < low:
+                raise ContainerError(f'{name} must be an int >= {low}, got {value!r}')
+        for name in ('min_plane_fraction', 'track_min_fraction'):
+            value = getattr(self, name)
+            if not (isinstance(value, (int, float)) and 0 < value < 1):
+                raise ContainerError(f'{name} must be in (0, 1), got {value!r}')
+
+
+@dataclass(frozen=True)
+class Plane:
+    """A plane n . p + offset = 0 with n oriented so the positive side is the free side."""
+
+    normal: np.ndarray          # (3,) unit
+    offset: float
+    inliers: int                # decimated points within the RANSAC threshold
+    residual_m: float           # RMS distance of those inliers
+    outline_m: np.ndarray       # (K, 3) convex hull of the inliers, in the plane (markers)
+
+    def distance(self, points: np.ndarray) -> np.ndarray:
+        """Return the signed distances (N,) of points (N, 3)."""
+        return points @ self.normal.astype(points.dtype) + np.asarray(self.offset, points.dtype)
+
+    def summary(self) -> dict:
+        """Return a JSON-friendly description."""
+        return {'normal': [round(float(v), 5) for v in self.normal],
+                'offset_m': round(float(self.offset), 5), 'inliers': self.inliers,
+                'residual_m': round(float(self.residual_m), 5)}
+
+
+@dataclass(frozen=True)
+class Container:
+    """The detected container: floor (normal up) and walls (normals inward).
+
+    The floor is None when items hide it (a full bin): the walls alone then bound the interior.
+    """
+
+    floor: Plane | None
+    walls: tuple[Plane, ...]
+    #: 'detected' (searched this frame), 'tracked' (last frame's, refined) or 'reference'.
+    source: str
+    #: Per-pixel depth of the empty container (reference mode), NaN where unknown.
+    reference_depth_m: np.ndarray | None = field(default=None, repr=False)
+
+    @property
+    def planes(self) -> tuple[Plane, ...]:
+        """Return the floor (when seen) followed by the walls."""
+        return ((self.floor,) if self.floor is not None else ()) + self.walls
+
+    def interior(self, points: np.ndarray, margin_m: float, *, corner_radius_m: float = 0.0,
+                 floor_extent_margin_m: float | None = None) -> np.ndarray:
+        """Return (N,) bool: points (N, 3) float32 inside the container, off its surfaces.
+
+        Inside every half-space by more than `margin_m`, not within `corner_radius_m` of two
+        planes at once (the fillet where they meet) and, when `floor_extent_margin_m` is given,
+        above the visible floor's outline grown by that margin.
+        """
+        if points.shape[0] == 0:
+            return np.zeros(0, dtype=bool)
+        planes = self.planes
+        normals = np.stack([p.normal for p in planes]).astype(np.float32)   # (P, 3)
+        offsets = np.array([p.offset for p in planes], np.float32)
+        # einsum, not matmul: BLAS would start threads for this thin product.
+        distances = np.einsum('nk,pk->np', points, normals)
+        distances += offsets
+        keep = np.all(distances > np.float32(margin_m), axis=1)
+        if corner_radius_m > 0 and len(planes) >= 2:
+            second = np.partition(distances, 1, axis=1)[:, 1]
+            keep &= second > np.float32(corner_radius_m)
+        if floor_extent_margin_m is not None and self.floor is not None:
+            keep &= self.above_floor_outline(points, floor_extent_margin_m)
+        return keep
+
+    def above_floor_outline(self, points: np.ndarray, margin_m: float) -> np.ndarray:
+        """Return (N,) bool: points whose foot on the floor plane lies in its outline + margin."""
+        assert self.floor is not None
+        edge_normals, edge_offsets = _polygon_edges(self.floor)
+        inside = np.einsum('nk,ek->ne', points, edge_normals) + edge_offsets
+        return np.all(inside > -np.float32(margin_m), axis=1)
+
+    def wall_distance(self, points: np.ndarray) -> np.ndarray:
+        """Return (N,) the distance of each point to the nearest wall (inf without walls)."""
+        if not self.walls:
+            return np.full(points.shape[0], np.inf)
+        normals = np.stack([p.normal for p in self.walls])
+        offsets = np.array([p.offset for p in self.walls])
+        return (np.asarray(points, float) @ normals.T + offsets).min(axis=1)
+
+    def summary(self) -> dict:
+        """Return a JSON-friendly description (diagnostics, reports)."""
+        return {'source': self.source,
+                'floor': self.floor.summary() if self.floor is not None else None,
+                'walls': [w.summary() for w in self.walls]}
+
+
+def _polygon_edges(floor: Plane) -> tuple[np.ndarray, np.ndarray]:
+    """Return (E, 3) inward edge normals (in the floor plane) and (E,) offsets of its outline.
+
+    A point p is inside the outline's prism when every n_e . p + o_e >= 0.
+    """
+    poly = floor.outline_m
+    centre = poly.mean(axis=0)
+    edges = np.roll(poly, -1, axis=0) - poly
+    normals = np.cross(floor.normal, edges)
+    lengths = np.linalg.norm(normals, axis=1)
+    ok = lengths > 1e-9
+    normals, starts = normals[ok] / lengths[ok, None], poly[ok]
+    offsets = -np.einsum('ek,ek->e', normals, starts)
+    flip = normals @ centre + offsets < 0
+    normals[flip], offsets[flip] = -normals[flip], -offsets[flip]
+    return normals.astype(np.float32), offsets.astype(np.float32)
+
+
+@dataclass(frozen=True)
+class ContainerStatus:
+    """What the container step did this frame (for /diagnostics and reports)."""
+
+    mode: str
+    found: bool
+    reason: str                 # why none was found, or how it was found
+    removed_pixels: int = 0     # graspable-labelled pixels the container step removed
+    removed_candidates: int = 0
+
+    def summary(self) -> dict:
+        """Return a JSON-friendly description."""
+        return {'mode': self.mode, 'found': self.found, 'reason': self.reason,
+                'removed_pixels': self.removed_pixels,
+                'removed_candidates': self.removed_candidates}
+
+
+def _orient_to_camera(normal: np.ndarray, offset: float) -> tuple[np.ndarray, float]:
+    """Flip a plane so that the camera (the origin) lies on its positive side."""
+    return (normal, offset) if offset >= 0 else (-normal, -offset)
+
+
+def _fit_plane(points: np.ndarray) -> tuple[np.ndarray, float]:
+    """Return the least-squares plane (unit normal, offset) through points (N, 3)."""
+    centroid = points.mean(axis=0)
+    # The normal is the eigenvector of the smallest eigenvalue of the scatter matrix.
+    scatter = np.einsum('ni,nj->ij', points - centroid, points - centroid)
+    _, vectors = np.linalg.eigh(scatter)
+    normal = vectors[:, 0]
+    return _orient_to_camera(normal, -float(normal @ centroid))
+
+
+def _outline(points: np.ndarray, normal: np.ndarray, offset: float) -> np.ndarray:
+    """Return the convex hull (K, 3) of points projected onto their plane."""
+    seed = np.array([1.0, 0.0, 0.0]) if abs(normal[0]) < 0.9 else np.array([0.0, 1.0, 0.0])
+    u = np.cross(normal, seed)
+    u /= np.linalg.norm(u)
+    v = np.cross(normal, u)
+    uv = np.column_stack([points @ u, points @ v]).astype(np.float32)
+    hull = cv2.convexHull(uv)
+    hull = cv2.approxPolyDP(hull, 0.005, True).reshape(-1, 2).astype(float)
+    return hull[:, :1] * u + hull[:, 1:] * v - offset * normal
+
+
+def _make_plane(points: np.ndarray, normal: np.ndarray, offset: float) -> Plane:
+    distances = points @ normal + offset
+    return Plane(normal=normal, offset=float(offset), inliers=int(points.shape[0]),
+                 residual_m=float(np.sqrt(np.mean(distances ** 2))),
+                 outline_m=_outline(points, normal, offset))
+
+
+@dataclass(frozen=True)
+class DecimatedCloud:
+    """Valid points of every `step`-th pixel, with their cell in the decimated grid."""
+
+    points: np.ndarray        # (N, 3) float32
+    cells: np.ndarray         # (N,) flat index into the (rows, cols) grid
+    grid_shape: tuple[int, int]
+
+    @classmethod
+    def from_depth(cls, depth_m: np.ndarray, xyz: np.ndarray, step: int) -> 'DecimatedCloud':
+        """Sample an organized cloud (H, W, 3) and its depth (H, W) every `step` pixels."""
+        sub = xyz[step // 2::step, step // 2::step]
+        z = depth_m[step // 2::step, step // 2::step]
+        cells = np.flatnonzero(np.isfinite(z) & (z > 0))
+        points = np.ascontiguousarray(sub.reshape(-1, 3)[cells], dtype=np.float32)
+        return cls(points=points, cells=cells, grid_shape=(int(z.shape[0]), int(z.shape[1])))
+
+    def largest_component(self, index: np.ndarray) -> np.ndarray:
+        """Return the subset of point indices `index` forming the largest 8-connected patch."""
+        if index.size == 0:
+            return index
+        grid = np.zeros(self.grid_shape, np.uint8)
+        grid.ravel()[self.cells[index]] = 1
+        count, labels, stats, _ = cv2.connectedComponentsWithStats(grid, connectivity=8)
+        if count <= 2:
+            return index
+        biggest = 1 + int(np.argmax(stats[1:, cv2.CC_STAT_AREA]))
+        return index[labels.ravel()[self.cells[index]] == biggest]
+
+
+def ransac_planes(cloud: DecimatedCloud, *, threshold_m: float, hypotheses: int,
+                  max_planes: int, min_inliers: int,
+                  rng: np.random.Generator) -> list[tuple[Plane, np.ndarray]]:
+    """Extract connected planar patches one after another; return (plane, inlier mask) pairs.
+
+    Each round scores all hypotheses in one (N, H) product; of the three best, the one whose
+    inliers form the largest connected patch in the image is refined by least squares on that
+    patch (a plane through several surfaces of a cluttered bin would otherwise win) and the
+    patch leaves the pool.
+    """
+    points = cloud.points
+    found: list[tuple[Plane, np.ndarray]] = []
+    remaining = np.arange(points.shape[0])
+    thr = np.float32(threshold_m)
+    for _ in range(max_planes):
+        if remaining.size < max(min_inliers, 3):
+            break
+        pool = points[remaining]
+        pick = rng.integers(0, pool.shape[0], size=(hypotheses, 3))
+        a, b, c = pool[pick[:, 0]], pool[pick[:, 1]], pool[pick[:, 2]]
+        normals = np.cross(b - a, c - a)
+        norms = np.linalg.norm(normals, axis=1)
+        ok = norms > 1e-9
+        if not ok.any():
+            break
+        normals = normals[ok] / norms[ok, None]
+        offsets = -np.einsum('hk,hk->h', normals, a[ok])
+        distances = np.abs(pool @ normals.T + offsets)       # (N, H)
+        counts = np.count_nonzero(distances < thr, axis=0)
+        patch = np.zeros(0, dtype=np.intp)
+        for h in np.argsort(counts)[::-1][:3]:
+            if counts[h] < min_inliers:
+                break
+            candidate = cloud.largest_component(remaining[distances[:, h] < thr])
+            if candidate.size > patch.size:
+                patch = candidate
+        if patch.size < min_inliers:
+            break
+        for _ in range(2):      # least-squares refinement on the connected patch
+            normal, offset = _fit_plane(points[patch].astype(np.float64))
+            near = remaining[np.abs(pool @ normal.astype(np.float32)
+                                    + np.float32(offset)) < thr]
+            refined = cloud.largest_component(near)
+            if refined.size < min_inliers:
+                break
+            patch = refined
+        mask = np.zeros(points.shape[0], dtype=bool)
+        mask[patch] = True
+        normal, offset = _fit_plane(points[patch].astype(np.float64))
+        found.append((_make_plane(points[patch].astype(np.float64), normal, offset), mask))
+        remaining = remaining[~mask[remaining]]
+    return found
+
+
+def _choose_walls(candidates: list[tuple[Plane, np.ndarray]], centre: np.ndarray,
+                  margin_m: float) -> list[Plane]:
+    """Keep walls that face `centre`; of walls facing the same way keep the nearest to it.
+
+    A neighbouring bin's wall can face the same way as ours, further out.
+    """
+    chosen: list[Plane] = []
+    for wall, _ in sorted(candidates, key=lambda pm: float(pm[0].normal @ centre + pm[0].offset)):
+        if float(wall.normal @ centre + wall.offset) < margin_m:
+            continue    # the interior is not in front of this face: an outer wall
+        if any(float(w.normal @ wall.normal) > 0.9 for w in chosen):
+            continue
+        chosen.append(wall)
+    return chosen
+
+
+def assemble_container(planes: Sequence[tuple[Plane, np.ndarray]], points: np.ndarray,
+                       config: ContainerConfig) -> tuple[Container | None, str]:
+    """Choose the floor and walls among extracted planes; return (container, reason).
+
+    A floor faces the camera (within 60 degrees of the optical axis). Its walls are planes within
+    60 degrees of perpendicular to it that rise above it, face the floor's centre (the inner face,
+    which a camera above the bin sees) and come down to the floor's inliers, and nothing may be
+    seen below the floor inside them. The floor with the most supporting points wins; a
+    container needs at least one wall (a steep camera sees only one or two of a bin's walls; a
+    shelf is a floor and a back wall). When no floor qualifies
+    (items hide it), three or more walls that stand around one common vertical make a container
+    without a floor.
+    """
+    best: tuple[int, Container] | None = None
+    for floor, floor_mask in planes:
+        if floor.normal[2] > -0.5:
+            continue
+        floor_pts = points[floor_mask]
+        centre = floor_pts.mean(axis=0)
+        candidates = []
+        for wall, wall_mask in planes:
+            if wall is floor or abs(float(wall.normal @ floor.normal)) > 0.5:
+                continue
+            heights = points[wall_mask] @ floor.normal + floor.offset
+            if np.median(heights) < config.surface_margin_m:
+                continue
+            reach = floor_pts @ wall.normal + wall.offset
+            if float(reach.min()) > config.max_floor_gap_m:
+                continue    # does not come down to this floor
+            if float(np.quantile(reach, 0.02)) < -2 * config.plane_threshold_m:
+                continue    # floor on both sides: an item's face, not a wall
+            candidates.append((wall, wall_mask))
+        chosen = _choose_walls(candidates, centre, config.surface_margin_m)
+        if not chosen:
+            continue
+        container = Container(floor=floor, walls=tuple(chosen), source='detected')
+        if _sees_below_floor(container, points, config):
+            continue    # an item's top, not the floor: other surfaces lie below it
+        # The floor counts twice: a wall and the floor could swap roles in a corner view, but
+        # the floor of a bin seen from above is its largest visible surface.
+        support = 2 * floor.inliers + sum(w.inliers for w in chosen)
+        if best is None or support > best[0]:
+            best = (support, container)
+    if best is not None:
+        return best[1], 'detected'
+    walls = _walls_without_floor(planes, points, config)
+    if walls is not None:
+        return Container(floor=None, walls=walls, source='detected'), 'detected (floor hidden)'
+    return None, 'no floor with a wall, nor three walls around one vertical, in view'
+
+
+def _sees_below_floor(container: Container, points: np.ndarray, config: ContainerConfig) -> bool:
+    """Return True when over 5 % of the points inside the walls, over the floor's outline, lie
+    more than two RANSAC thresholds below the floor: nothing is seen through a real floor."""
+    assert container.floor is not None
+    inside = np.ones(points.shape[0], dtype=bool)
+    for wall in container.walls:
+        inside &= wall.distance(points) > 0
+    inside &= container.above_floor_outline(points, config.floor_extent_margin_m)
+    if not inside.any():
+        return False
+    below = container.floor.distance(points[inside]) < -2 * config.plane_threshold_m
+    return float(np.mean(below)) > 0.05
+
+
+def _walls_without_floor(planes: Sequence[tuple[Plane, np.ndarray]], points: np.ndarray,
+                         config: ContainerConfig) -> tuple[Plane, ...] | None:
+    """Return three or more walls standing around one vertical that points at the camera.
+
+    Each pair of roughly perpendicular planes (adjacent walls) proposes a vertical, their cross
+    product; the walls of a vertical are the planes within 20 degrees of parallel to it that face
+    the centre of them all. The vertical with the most points on its walls and on level faces
+    (items lying flat) wins; None if none has three walls.
+    """
+    best: tuple[int, tuple[Plane, ...]] | None = None
+    tolerance = np.sin(np.radians(20))
+    for i, (a, _) in enumerate(planes):
+        for b, _ in planes[i + 1:]:
+            if abs(float(a.normal @ b.normal)) > 0.3:
+                continue
+            up = np.cross(a.normal, b.normal)
+            up /= np.linalg.norm(up)
+            up = up if up[2] < 0 else -up
+            if up[2] > -0.5:
+                continue      # the camera does not look down into it
+            upright = [(p, m) for p, m in planes if abs(float(p.normal @ up)) < tolerance]
+            if len(upright) < 3:
+                continue
+            centre = np.concatenate([points[m] for _, m in upright]).mean(axis=0)
+            walls = _choose_walls(upright, centre, config.surface_margin_m)
+            # Items in a bin mostly lie flat: faces level with the hidden floor support it.
+            level = sum(p.inliers for p, _ in planes if abs(float(p.normal @ up)) > np.cos(
+                np.radians(20)))
+            support = sum(w.inliers for w in walls) + level
+            if len(walls) >= 3 and (best is None or support > best[0]):
+                best = (support, tuple(walls))
+    return None if best is None else best[1]
+
+
+class ContainerDetector:
+    """The container step of one camera stream: detect or track, or use a reference frame."""
+
+    def __init__(self, config: ContainerConfig | None = None) -> None:
+        self.config = config if config is not None else ContainerConfig()
+        self._rng = np.random.Generator(np.random.PCG64(self.config.seed))
+        self._tracked: Container | None = None
+        self._reference: Container | None = None
+
+    @property
+    def reference(self) -> Container | None:
+        """Return the container of the reference frame, if one was set."""
+        return self._reference
+
+    def reset(self) -> None:
+        """Forget the tracked container (a new scene, a camera that moved)."""
+        self._tracked = None
+
+    def set_reference(self, depth_m: np.ndarray, xyz: np.ndarray) -> Container:
+        """Use an empty-container depth frame (float32 metres, NaN invalid) and its cloud.
+
+        Raises ContainerError when the frame is unusable or holds no container.
+        """
+        depth = np.asarray(depth_m)
+        if depth.ndim != 2 or depth.dtype != np.float32:
+            raise ContainerError(f'reference depth must be an (H, W) float32 image in metres, '
+                                 f'got {depth.dtype} {depth.shape}')
+        if not np.isfinite(depth).any():
+            raise ContainerError('reference depth has no valid pixel')
+        container, reason = self._search(depth, xyz)
+        if container is None:
+            raise ContainerError(f'no container in the reference frame: {reason}')
+        self._reference = Container(floor=container.floor, walls=container.walls,
+                                    source='reference', reference_depth_m=depth.copy())
+        return self._reference
+
+    def locate(self, depth_m: np.ndarray, xyz: np.ndarray) -> tuple[Container | None, str]:
+        """Return this frame's container (None in mode 'none' or when none is seen) and why."""
+        mode = self.config.mode
+        if mode == 'none':
+            return None, 'container step off'
+        if mode == 'reference':
+            if self._reference is None:
+                return None, 'no reference frame yet'
+            ref = self._reference.reference_depth_m
+            if ref is not None and ref.shape != depth_m.shape:
+                return None, (f'reference frame is {ref.shape[1]}x{ref.shape[0]}, depth is '
+                              f'{depth_m.shape[1]}x{depth_m.shape[0]}')
+            return self._reference, 'reference'
+        cloud = DecimatedCloud.from_depth(depth_m, xyz, self.config.decimation_px)
+        if cloud.points.shape[0] < 30:
+            self._tracked = None
+            return None, 'too few valid depth points'
+        if self._tracked is not None:
+            tracked = self._track(self._tracked, cloud)
+            if tracked is not None:
+                self._tracked = tracked
+                return tracked, 'tracked'
+        container, reason = self._assemble(cloud)
+        self._tracked = container
+        return container, reason
+
+    def _search(self, depth_m: np.ndarray, xyz: np.ndarray) -> tuple[Container | None, str]:
+        cloud = DecimatedCloud.from_depth(depth_m, xyz, self.config.decimation_px)
+        if cloud.points.shape[0] < 30:
+            return None, 'too few valid depth points'
+        return self._assemble(cloud)
+
+    def _assemble(self, cloud: DecimatedCloud) -> tuple[Container | None, str]:
+        cfg = self.config
+        min_inliers = max(10, int(cfg.min_plane_fraction * cloud.points.shape[0]))
+        planes = ransac_planes(cloud, threshold_m=cfg.plane_threshold_m,
+                               hypotheses=cfg.ransac_hypotheses, max_planes=cfg.max_planes,
+                               min_inliers=min_inliers, rng=self._rng)
+        return assemble_container(planes, cloud.points, cfg)
+
+    def _track(self, previous: Container, cloud: DecimatedCloud) -> Container | None:
+        """Refit last frame's planes on this frame's points; None when one no longer fits."""
+        threshold = np.float32(self.config.plane_threshold_m)
+        points = cloud.points
+        refitted = []
+        for plane in previous.planes:
+            near = np.flatnonzero(np.abs(plane.distance(points)) < threshold)
+            patch = cloud.largest_component(near)
+            if patch.size < max(10, self.config.track_min_fraction * plane.inliers):
+                return None
+            patch_pts = points[patch].astype(np.float64)
+            normal, offset = _fit_plane(patch_pts)
+            if float(normal @ plane.normal) < 0.99:     # more than ~8 degrees: search again
+                return None
+            refitted.append(_make_plane(patch_pts, normal, offset))
+        if previous.floor is None:
+            return Container(floor=None, walls=tuple(refitted), source='tracked')
+        return Container(floor=refitted[0], walls=tuple(refitted[1:]), source='tracked')
+
+
+def container_keep_mask(container: Container, xyz: np.ndarray, depth_m: np.ndarray,
+                        index: np.ndarray, config: ContainerConfig) -> np.ndarray:
+    """Return (len(index),) bool: which flat pixel indices are item surface, not container.
+
+    Inside the container and off its surfaces (Container.interior), and in reference mode also
+    in front of the empty container's surface by more than the margin (where it is known).
+    """
+    margin = config.surface_margin_m
+    points = xyz.reshape(-1, 3)[index]
+    ref = container.reference_depth_m
+    if ref is None:
+        return container.interior(points, margin, corner_radius_m=config.corner_radius_m,
+                                  floor_extent_margin_m=config.floor_extent_margin_m)
+    # The empty container's own depth is the precise surface (fillets, ribs, handles included):
+    # the planes only bound the interior, with no margin of their own.
+    keep = container.interior(points, 0.0, floor_extent_margin_m=config.floor_extent_margin_m)
+    ref_z = ref.ravel()[index]
+    z = depth_m.ravel()[index]
+    keep &= ~np.isfinite(ref_z) | (z < ref_z - np.float32(margin))
+    return keep
