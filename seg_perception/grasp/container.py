@@ -26,6 +26,9 @@ import numpy as np
 
 #: Values of the `container_mode` parameter.
 CONTAINER_MODES = ('auto', 'reference', 'none')
+#: How far beyond the visible floor's outline the floor may still extend (hidden under items
+#: along a wall), for the check that nothing is seen below a floor.
+_OVERHANG_M = 0.03
 
 
 class ContainerError(ValueError):
@@ -56,8 +59,6 @@ class ContainerConfig:
     #: Moulded bins round the edges where two surfaces meet: points closer than this to two
     #: container planes at once lie on that fillet, not on an item.
     corner_radius_m: float = 0.025
-    #: Items may overhang the visible floor's outline by this much (walls flare outward).
-    floor_extent_margin_m: float = 0.03
     #: A tracked plane is kept while this fraction of its previous inliers still fits.
     track_min_fraction: float = 0.5
     seed: int = 0
@@ -66,8 +67,8 @@ class ContainerConfig:
         if self.mode not in CONTAINER_MODES:
             raise ContainerError(f'container mode {self.mode!r} is not one of '
                                  f'{", ".join(CONTAINER_MODES)}')
-        for name in ('surface_margin_m', 'wall_clearance_m', 'max_floor_gap_m', 'corner_radius_m',
-                     'floor_extent_margin_m'):
+        for name in ('surface_margin_m', 'wall_clearance_m', 'max_floor_gap_m',
+                     'corner_radius_m'):
             value = getattr(self, name)
             if not (isinstance(value, (int, float)) and np.isfinite(value) and value >= 0):
                 raise ContainerError(f'{name} must be a finite number >= 0, got {value!r}')
@@ -120,17 +121,23 @@ class Container:
     reference_depth_m: np.ndarray | None = field(default=None, repr=False)
 
     @property
+    def is_bin(self) -> bool:
+        """Return True for a container with walls (False: only the support surface seen)."""
+        return bool(self.walls)
+
+    @property
     def planes(self) -> tuple[Plane, ...]:
         """Return the floor (when seen) followed by the walls."""
         return ((self.floor,) if self.floor is not None else ()) + self.walls
 
-    def interior(self, points: np.ndarray, margin_m: float, *, corner_radius_m: float = 0.0,
-                 floor_extent_margin_m: float | None = None) -> np.ndarray:
+    def interior(self, points: np.ndarray, margin_m: float, *,
+                 corner_radius_m: float = 0.0) -> np.ndarray:
         """Return (N,) bool: points (N, 3) float32 inside the container, off its surfaces.
 
         Inside every half-space by more than `margin_m`, not within `corner_radius_m` of two
-        planes at once (the fillet where they meet) and, when `floor_extent_margin_m` is given,
-        above the visible floor's outline grown by that margin.
+        planes at once (the fillet where they meet) and above the visible floor's outline by
+        more than `margin_m` from its edge: a wall stands at the floor's edge even where the
+        camera sees it too obliquely to find its plane.
         """
         if points.shape[0] == 0:
             return np.zeros(0, dtype=bool)
@@ -144,16 +151,17 @@ class Container:
         if corner_radius_m > 0 and len(planes) >= 2:
             second = np.partition(distances, 1, axis=1)[:, 1]
             keep &= second > np.float32(corner_radius_m)
-        if floor_extent_margin_m is not None and self.floor is not None:
-            keep &= self.above_floor_outline(points, floor_extent_margin_m)
+        if self.floor is not None:
+            keep &= self.above_floor_outline(points, margin_m)
         return keep
 
     def above_floor_outline(self, points: np.ndarray, margin_m: float) -> np.ndarray:
-        """Return (N,) bool: points whose foot on the floor plane lies in its outline + margin."""
+        """Return (N,) bool: points whose foot on the floor plane lies inside its outline by
+        more than `margin_m` (negative: outside by at most that much)."""
         assert self.floor is not None
         edge_normals, edge_offsets = _polygon_edges(self.floor)
         inside = np.einsum('nk,ek->ne', points, edge_normals) + edge_offsets
-        return np.all(inside > -np.float32(margin_m), axis=1)
+        return np.all(inside > np.float32(margin_m), axis=1)
 
     def wall_distance(self, points: np.ndarray) -> np.ndarray:
         """Return (N,) the distance of each point to the nearest wall (inf without walls)."""
@@ -269,15 +277,41 @@ class DecimatedCloud:
         return index[labels.ravel()[self.cells[index]] == biggest]
 
 
+def _sample_triplets(cloud: DecimatedCloud, remaining: np.ndarray, hypotheses: int,
+                     rng: np.random.Generator, radius_cells: int = 6) -> np.ndarray:
+    """Return (H', 3) indices into `remaining`: half random triplets, half local ones."""
+    count = remaining.size
+    spread = rng.integers(0, count, size=(hypotheses - hypotheses // 2, 3))
+    rows, cols = cloud.grid_shape
+    lookup = np.full(rows * cols, -1, dtype=np.intp)
+    lookup[cloud.cells[remaining]] = np.arange(count)
+    seeds = rng.integers(0, count, size=hypotheses // 2)
+    seed_cells = cloud.cells[remaining[seeds]]
+    r0, c0 = np.divmod(seed_cells, cols)
+    offsets = rng.integers(-radius_cells, radius_cells + 1, size=(2, seeds.size, 2))
+    others = []
+    for dr, dc in ((offsets[0, :, 0], offsets[0, :, 1]), (offsets[1, :, 0], offsets[1, :, 1])):
+        rr, cc = r0 + dr, c0 + dc
+        inside = (rr >= 0) & (rr < rows) & (cc >= 0) & (cc < cols)
+        index = np.full(seeds.size, -1, dtype=np.intp)
+        index[inside] = lookup[rr[inside] * cols + cc[inside]]
+        others.append(index)
+    local = np.column_stack([seeds, others[0], others[1]])
+    local = local[(local[:, 1] >= 0) & (local[:, 2] >= 0)]
+    return np.concatenate([spread, local])
+
+
 def ransac_planes(cloud: DecimatedCloud, *, threshold_m: float, hypotheses: int,
                   max_planes: int, min_inliers: int,
                   rng: np.random.Generator) -> list[tuple[Plane, np.ndarray]]:
     """Extract connected planar patches one after another; return (plane, inlier mask) pairs.
 
-    Each round scores all hypotheses in one (N, H) product; of the three best, the one whose
+    Half the hypotheses are triplets of nearby points (in the decimated image), half anywhere:
+    nearby triplets mostly lie on one surface even when it is a small part of the view. Each
+    round scores all hypotheses in one (N, H) product; of the three best, the one whose
     inliers form the largest connected patch in the image is refined by least squares on that
-    patch (a plane through several surfaces of a cluttered bin would otherwise win) and the
-    patch leaves the pool.
+    patch (a plane through several surfaces of a cluttered bin would otherwise win); the
+    plane's points leave the pool.
     """
     points = cloud.points
     found: list[tuple[Plane, np.ndarray]] = []
@@ -287,7 +321,9 @@ def ransac_planes(cloud: DecimatedCloud, *, threshold_m: float, hypotheses: int,
         if remaining.size < max(min_inliers, 3):
             break
         pool = points[remaining]
-        pick = rng.integers(0, pool.shape[0], size=(hypotheses, 3))
+        pick = _sample_triplets(cloud, remaining, hypotheses, rng)
+        if pick.shape[0] == 0:
+            break
         a, b, c = pool[pick[:, 0]], pool[pick[:, 1]], pool[pick[:, 2]]
         normals = np.cross(b - a, c - a)
         norms = np.linalg.norm(normals, axis=1)
@@ -319,24 +355,33 @@ def ransac_planes(cloud: DecimatedCloud, *, threshold_m: float, hypotheses: int,
         mask[patch] = True
         normal, offset = _fit_plane(points[patch].astype(np.float64))
         found.append((_make_plane(points[patch].astype(np.float64), normal, offset), mask))
-        remaining = remaining[~mask[remaining]]
+        # Every point of the plane leaves the pool, not just the patch: the ground seen on
+        # several sides of a bin would otherwise come back piece by piece.
+        coplanar = np.abs(pool @ normal.astype(np.float32) + np.float32(offset)) < thr
+        remaining = remaining[~(mask[remaining] | coplanar)]
     return found
 
 
 def _choose_walls(candidates: list[tuple[Plane, np.ndarray]], centre: np.ndarray,
-                  margin_m: float) -> list[Plane]:
+                  points: np.ndarray, margin_m: float) -> list[Plane]:
     """Keep walls that face `centre`; of walls facing the same way keep the nearest to it.
 
-    A neighbouring bin's wall can face the same way as ours, further out.
+    A neighbouring bin's wall can face the same way as ours, further out. Walls must also face
+    each other (a concave corner, seen from inside): each wall's points lie on the inner side of
+    every other wall. The outer faces of a bin seen from beside it form convex corners instead.
     """
-    chosen: list[Plane] = []
-    for wall, _ in sorted(candidates, key=lambda pm: float(pm[0].normal @ centre + pm[0].offset)):
+    chosen: list[tuple[Plane, np.ndarray]] = []
+    for wall, mask in sorted(candidates,
+                             key=lambda pm: float(pm[0].normal @ centre + pm[0].offset)):
         if float(wall.normal @ centre + wall.offset) < margin_m:
             continue    # the interior is not in front of this face: an outer wall
-        if any(float(w.normal @ wall.normal) > 0.9 for w in chosen):
+        if any(float(w.normal @ wall.normal) > 0.9 for w, _ in chosen):
             continue
-        chosen.append(wall)
-    return chosen
+        if any(np.median(w.distance(points[mask])) < -margin_m
+               or np.median(wall.distance(points[m])) < -margin_m for w, m in chosen):
+            continue    # a convex corner with a chosen wall
+        chosen.append((wall, mask))
+    return [w for w, _ in chosen]
 
 
 def assemble_container(planes: Sequence[tuple[Plane, np.ndarray]], points: np.ndarray,
@@ -346,13 +391,15 @@ def assemble_container(planes: Sequence[tuple[Plane, np.ndarray]], points: np.nd
     A floor faces the camera (within 60 degrees of the optical axis). Its walls are planes within
     60 degrees of perpendicular to it that rise above it, face the floor's centre (the inner face,
     which a camera above the bin sees) and come down to the floor's inliers, and nothing may be
-    seen below the floor inside them. The floor with the most supporting points wins; a
-    container needs at least one wall (a steep camera sees only one or two of a bin's walls; a
-    shelf is a floor and a back wall). When no floor qualifies
-    (items hide it), three or more walls that stand around one common vertical make a container
-    without a floor.
+    seen below the floor inside them. The floor with the most supporting points wins (the floor
+    counted twice, weighted by how squarely the camera sees it: the camera is assumed to look
+    down); a container needs at least one wall (a steep camera sees only one or two of a bin's
+    walls; a shelf is a floor and a back wall). When no floor qualifies (items hide it), three
+    or more walls that stand around one common vertical make a container without a floor. With
+    no wall at all, the best floor alone is returned: the support surface (a table, a conveyor).
     """
-    best: tuple[int, Container] | None = None
+    best: tuple[float, Container] | None = None
+    surface: tuple[float, Container] | None = None
     for floor, floor_mask in planes:
         if floor.normal[2] > -0.5:
             continue
@@ -365,39 +412,45 @@ def assemble_container(planes: Sequence[tuple[Plane, np.ndarray]], points: np.nd
             heights = points[wall_mask] @ floor.normal + floor.offset
             if np.median(heights) < config.surface_margin_m:
                 continue
+            if float(np.quantile(heights, 0.05)) > config.max_floor_gap_m:
+                continue    # stands on something else: the wall's foot is not on this floor
             reach = floor_pts @ wall.normal + wall.offset
             if float(reach.min()) > config.max_floor_gap_m:
                 continue    # does not come down to this floor
             if float(np.quantile(reach, 0.02)) < -2 * config.plane_threshold_m:
                 continue    # floor on both sides: an item's face, not a wall
             candidates.append((wall, wall_mask))
-        chosen = _choose_walls(candidates, centre, config.surface_margin_m)
-        if not chosen:
-            continue
+        chosen = _choose_walls(candidates, centre, points, config.surface_margin_m)
         container = Container(floor=floor, walls=tuple(chosen), source='detected')
         if _sees_below_floor(container, points, config):
             continue    # an item's top, not the floor: other surfaces lie below it
-        # The floor counts twice: a wall and the floor could swap roles in a corner view, but
-        # the floor of a bin seen from above is its largest visible surface.
-        support = 2 * floor.inliers + sum(w.inliers for w in chosen)
-        if best is None or support > best[0]:
+        # A wall and the floor could swap roles in a corner view, but the floor of a bin seen
+        # from above is its largest visible surface, and the one the camera faces most.
+        support = (2 * floor.inliers + sum(w.inliers for w in chosen)) * -float(floor.normal[2])
+        if not chosen:
+            if surface is None or support > surface[0]:
+                surface = (support, container)
+        elif best is None or support > best[0]:
             best = (support, container)
     if best is not None:
         return best[1], 'detected'
     walls = _walls_without_floor(planes, points, config)
     if walls is not None:
         return Container(floor=None, walls=walls, source='detected'), 'detected (floor hidden)'
+    if surface is not None:
+        return surface[1], 'no wall in view: support surface only'
     return None, 'no floor with a wall, nor three walls around one vertical, in view'
 
 
 def _sees_below_floor(container: Container, points: np.ndarray, config: ContainerConfig) -> bool:
-    """Return True when over 5 % of the points inside the walls, over the floor's outline, lie
-    more than two RANSAC thresholds below the floor: nothing is seen through a real floor."""
+    """Return True when over 5 % of the points inside the walls, over the floor's outline (grown
+    by _OVERHANG_M), lie more than two RANSAC thresholds below the floor: nothing is seen
+    through a real floor."""
     assert container.floor is not None
     inside = np.ones(points.shape[0], dtype=bool)
     for wall in container.walls:
         inside &= wall.distance(points) > 0
-    inside &= container.above_floor_outline(points, config.floor_extent_margin_m)
+    inside &= container.above_floor_outline(points, -_OVERHANG_M)
     if not inside.any():
         return False
     below = container.floor.distance(points[inside]) < -2 * config.plane_threshold_m
@@ -428,7 +481,7 @@ def _walls_without_floor(planes: Sequence[tuple[Plane, np.ndarray]], points: np.
             if len(upright) < 3:
                 continue
             centre = np.concatenate([points[m] for _, m in upright]).mean(axis=0)
-            walls = _choose_walls(upright, centre, config.surface_margin_m)
+            walls = _choose_walls(upright, centre, points, config.surface_margin_m)
             # Items in a bin mostly lie flat: faces level with the hidden floor support it.
             level = sum(p.inliers for p, _ in planes if abs(float(p.normal @ up)) > np.cos(
                 np.radians(20)))
@@ -545,11 +598,10 @@ def container_keep_mask(container: Container, xyz: np.ndarray, depth_m: np.ndarr
     points = xyz.reshape(-1, 3)[index]
     ref = container.reference_depth_m
     if ref is None:
-        return container.interior(points, margin, corner_radius_m=config.corner_radius_m,
-                                  floor_extent_margin_m=config.floor_extent_margin_m)
+        return container.interior(points, margin, corner_radius_m=config.corner_radius_m)
     # The empty container's own depth is the precise surface (fillets, ribs, handles included):
     # the planes only bound the interior, with no margin of their own.
-    keep = container.interior(points, 0.0, floor_extent_margin_m=config.floor_extent_margin_m)
+    keep = container.interior(points, 0.0)
     ref_z = ref.ravel()[index]
     z = depth_m.ravel()[index]
     keep &= ~np.isfinite(ref_z) | (z < ref_z - np.float32(margin))

@@ -134,8 +134,11 @@ class SyntheticCell:
             depth = degrade_depth(rng, bank, depth, bag_spec)
         truths = tuple(self._truth(item, r, instances, R_cw, t_cw, top_fid.get(index, 0),
                                    item_pixels.get(index, 0)) for index, item in enumerate(items))
+        up_c = R_cw[:, 2]       # world z (up) in the camera frame; the floor is world z = 0
+        floor = np.append(up_c, -float(up_c @ t_cw))
         return SyntheticFrame(rgb=rgb, depth_m=depth, labels=labels, instances=instances,
-                              K=K, items=truths, seed=int(seed))
+                              K=K, items=truths, seed=int(seed), floor_plane_cam=floor,
+                              in_tote=bool(surf.tote))
 
     @staticmethod
     def _shade_cylinder(r: Rasteriser, item: ItemSpec, fids: list[int], R_cw: np.ndarray,

@@ -38,6 +38,11 @@ class SyntheticFrame:
     K: np.ndarray            # (3, 3) float64 intrinsics
     items: tuple[ItemTruth, ...]
     seed: int
+    #: The plane the items rest on (tote floor or flat surface) in the camera frame: (nx, ny, nz,
+    #: d) with n . p + d = 0, n unit and pointing to the camera side (d > 0).
+    floor_plane_cam: np.ndarray | None = None
+    #: True when the items lie in a tote (else on a flat conveyor, table or shelf).
+    in_tote: bool = False
 
     @property
     def height(self) -> int:
