@@ -42,10 +42,19 @@ def generate_launch_description() -> LaunchDescription:
             description="Colour image registered to depth for an XYZRGB cloud ('' = points "
                         'coloured by class)'),
         DeclareLaunchArgument(
+            'container_mode', default_value='auto', choices=['auto', 'reference', 'none'],
+            description="Bin step: 'auto' finds the bin in each depth frame, 'reference' uses "
+                        'an empty-bin depth frame (container_reference_file or the '
+                        "capture_container_reference service), 'none' is off"),
+        DeclareLaunchArgument(
+            'container_reference_file', default_value='',
+            description='Empty-bin depth (uint16 PNG in mm, or .npy metres) for '
+                        "container_mode:=reference ('' = capture it by service)"),
+        DeclareLaunchArgument(
             'params_file',
             default_value=PathJoinSubstitution([share, 'config', 'grasp_assist.yaml']),
-            description='Parameter file of grasp_assist_node (the topic arguments above '
-                        'override the topics in it)'),
+            description='Parameter file of grasp_assist_node (the topic and container '
+                        'arguments above override those in it)'),
         DeclareLaunchArgument(
             'log_level', default_value='info', choices=['debug', 'info', 'warn', 'error'],
             description='Logging level of the node'),
@@ -63,7 +72,8 @@ def generate_launch_description() -> LaunchDescription:
         output='screen', additional_env={'PYTHONUNBUFFERED': '1'},
         parameters=[LaunchConfiguration('params_file'), {
             name: ParameterValue(LaunchConfiguration(name), value_type=str)
-            for name in ('labels_topic', 'depth_topic', 'camera_info_topic', 'color_topic')
+            for name in ('labels_topic', 'depth_topic', 'camera_info_topic', 'color_topic',
+                         'container_mode', 'container_reference_file')
         }],
         ros_arguments=['--log-level', LaunchConfiguration('log_level')])
     return LaunchDescription([

@@ -66,6 +66,14 @@ def generate_launch_description() -> LaunchDescription:
             default_value=PathJoinSubstitution([share, 'config', 'segmentation.yaml']),
             description='Parameter file of segmentation_node'),
         DeclareLaunchArgument(
+            'container_mode', default_value='auto', choices=['auto', 'reference', 'none'],
+            description="grasp_assist_node's bin step: 'auto', 'reference' (an empty-bin depth "
+                        "frame) or 'none'"),
+        DeclareLaunchArgument(
+            'container_reference_file', default_value='',
+            description="Empty-bin depth for container_mode:=reference ('' = capture it by "
+                        'the capture_container_reference service)'),
+        DeclareLaunchArgument(
             'grasp_params_file',
             default_value=PathJoinSubstitution([share, 'config', 'grasp_assist.yaml']),
             description='Parameter file of grasp_assist_node'),
@@ -109,6 +117,8 @@ def generate_launch_description() -> LaunchDescription:
                           'depth_topic': arg('depth_topic'),
                           'camera_info_topic': arg('camera_info_topic'),
                           'color_topic': arg('color_topic'),
+                          'container_mode': arg('container_mode'),
+                          'container_reference_file': arg('container_reference_file'),
                           'params_file': arg('grasp_params_file')}.items())
     log_args = ['--log-level', arg('log_level')]
     unbuffered = {'PYTHONUNBUFFERED': '1'}

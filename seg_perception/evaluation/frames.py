@@ -69,19 +69,11 @@ def _read_mask(path: Path, shape: tuple[int, int]) -> np.ndarray:
 
 def read_depth(path: Path, units_per_m: float, shape: tuple[int, int] | None) -> np.ndarray:
     """Return float32 metres (NaN invalid) from a uint16 PNG or a float32 .npy file."""
-    if path.suffix == '.npy':
-        raw = np.load(path).astype(np.float32)
-        depth = np.where(np.isfinite(raw) & (raw > 0), raw, np.nan).astype(np.float32)
-    else:
-        raw = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
-        if raw is None or raw.ndim != 2 or raw.dtype != np.uint16:
-            raise FramesError(f'{path}: depth must be a single-channel uint16 PNG (or .npy)')
-        depth = np.where(raw > 0, raw.astype(np.float32) / np.float32(units_per_m),
-                         np.nan).astype(np.float32)
-    if shape is not None and depth.shape != shape:
-        raise FramesError(f'{path}: depth is {depth.shape[1]}x{depth.shape[0]}, image is '
-                          f'{shape[1]}x{shape[0]}')
-    return depth
+    from seg_perception.grasp.depth import load_depth_file
+    try:
+        return load_depth_file(path, units_per_m=units_per_m, shape=shape)
+    except ValueError as exc:
+        raise FramesError(str(exc)) from exc
 
 
 def _find(folder: Path, stem: str, suffixes: Sequence[str]) -> Path | None:

@@ -135,9 +135,10 @@ class Container:
         """Return (N,) bool: points (N, 3) float32 inside the container, off its surfaces.
 
         Inside every half-space by more than `margin_m`, not within `corner_radius_m` of two
-        planes at once (the fillet where they meet) and above the visible floor's outline by
-        more than `margin_m` from its edge: a wall stands at the floor's edge even where the
-        camera sees it too obliquely to find its plane.
+        planes at once (the fillet where they meet) and, in a bin, above the visible floor's
+        outline by more than `margin_m` from its edge: a wall stands at the floor's edge even
+        where the camera sees it too obliquely to find its plane. A support surface alone (no
+        wall) has no edge: items may reach beyond the part of a table in view.
         """
         if points.shape[0] == 0:
             return np.zeros(0, dtype=bool)
@@ -151,7 +152,7 @@ class Container:
         if corner_radius_m > 0 and len(planes) >= 2:
             second = np.partition(distances, 1, axis=1)[:, 1]
             keep &= second > np.float32(corner_radius_m)
-        if self.floor is not None:
+        if self.floor is not None and self.walls:
             keep &= self.above_floor_outline(points, margin_m)
         return keep
 
@@ -240,11 +241,14 @@ def _outline(points: np.ndarray, normal: np.ndarray, offset: float) -> np.ndarra
     return hull[:, :1] * u + hull[:, 1:] * v - offset * normal
 
 
-def _make_plane(points: np.ndarray, normal: np.ndarray, offset: float) -> Plane:
+def _make_plane(points: np.ndarray, normal: np.ndarray, offset: float,
+                extent: np.ndarray | None = None) -> Plane:
+    """Return the plane fitted to `points`, outlined by `extent` (all its coplanar points:
+    a floor that items split into pieces still spans the whole bin)."""
     distances = points @ normal + offset
     return Plane(normal=normal, offset=float(offset), inliers=int(points.shape[0]),
                  residual_m=float(np.sqrt(np.mean(distances ** 2))),
-                 outline_m=_outline(points, normal, offset))
+                 outline_m=_outline(points if extent is None else extent, normal, offset))
 
 
 @dataclass(frozen=True)
@@ -308,7 +312,7 @@ def ransac_planes(cloud: DecimatedCloud, *, threshold_m: float, hypotheses: int,
 
     Half the hypotheses are triplets of nearby points (in the decimated image), half anywhere:
     nearby triplets mostly lie on one surface even when it is a small part of the view. Each
-    round scores all hypotheses in one (N, H) product; of the three best, the one whose
+    round scores all hypotheses in one (N, H) product; of the eight best, the one whose
     inliers form the largest connected patch in the image is refined by least squares on that
     patch (a plane through several surfaces of a cluttered bin would otherwise win); the
     plane's points leave the pool.
@@ -335,14 +339,14 @@ def ransac_planes(cloud: DecimatedCloud, *, threshold_m: float, hypotheses: int,
         distances = np.abs(pool @ normals.T + offsets)       # (N, H)
         counts = np.count_nonzero(distances < thr, axis=0)
         patch = np.zeros(0, dtype=np.intp)
-        for h in np.argsort(counts)[::-1][:3]:
+        for h in np.argsort(counts)[::-1][:8]:
             if counts[h] < min_inliers:
                 break
             candidate = cloud.largest_component(remaining[distances[:, h] < thr])
             if candidate.size > patch.size:
                 patch = candidate
         if patch.size < min_inliers:
-            break
+            continue    # an unlucky draw: the next round samples again
         for _ in range(2):      # least-squares refinement on the connected patch
             normal, offset = _fit_plane(points[patch].astype(np.float64))
             near = remaining[np.abs(pool @ normal.astype(np.float32)
@@ -353,11 +357,19 @@ def ransac_planes(cloud: DecimatedCloud, *, threshold_m: float, hypotheses: int,
             patch = refined
         mask = np.zeros(points.shape[0], dtype=bool)
         mask[patch] = True
-        normal, offset = _fit_plane(points[patch].astype(np.float64))
-        found.append((_make_plane(points[patch].astype(np.float64), normal, offset), mask))
+        # The final fit uses the patch's tighter core: thin items lying on a floor sit within
+        # the RANSAC threshold and would lift it.
+        patch_pts = points[patch].astype(np.float64)
+        normal, offset = _fit_plane(patch_pts)
+        core = np.abs(patch_pts @ normal + offset) < threshold_m / 2
+        if np.count_nonzero(core) >= max(3, patch.size // 2):
+            normal, offset = _fit_plane(patch_pts[core])
         # Every point of the plane leaves the pool, not just the patch: the ground seen on
         # several sides of a bin would otherwise come back piece by piece.
         coplanar = np.abs(pool @ normal.astype(np.float32) + np.float32(offset)) < thr
+        extent = np.concatenate([points[patch], pool[coplanar]]).astype(np.float64)
+        found.append((_make_plane(points[patch].astype(np.float64), normal, offset, extent),
+                      mask))
         remaining = remaining[~(mask[remaining] | coplanar)]
     return found
 
@@ -424,6 +436,9 @@ def assemble_container(planes: Sequence[tuple[Plane, np.ndarray]], points: np.nd
         container = Container(floor=floor, walls=tuple(chosen), source='detected')
         if _sees_below_floor(container, points, config):
             continue    # an item's top, not the floor: other surfaces lie below it
+        if not chosen and float(np.mean(floor.distance(points) < -2 * config.plane_threshold_m)
+                                ) > 0.05:
+            continue    # a support surface is the lowest one in view
         # A wall and the floor could swap roles in a corner view, but the floor of a bin seen
         # from above is its largest visible surface, and the one the camera faces most.
         support = (2 * floor.inliers + sum(w.inliers for w in chosen)) * -float(floor.normal[2])
@@ -436,6 +451,9 @@ def assemble_container(planes: Sequence[tuple[Plane, np.ndarray]], points: np.nd
         return best[1], 'detected'
     walls = _walls_without_floor(planes, points, config)
     if walls is not None:
+        floor = _floor_between(walls, planes, points, config)
+        if floor is not None:
+            return Container(floor=floor, walls=walls, source='detected'), 'detected'
         return Container(floor=None, walls=walls, source='detected'), 'detected (floor hidden)'
     if surface is not None:
         return surface[1], 'no wall in view: support surface only'
@@ -455,6 +473,30 @@ def _sees_below_floor(container: Container, points: np.ndarray, config: Containe
         return False
     below = container.floor.distance(points[inside]) < -2 * config.plane_threshold_m
     return float(np.mean(below)) > 0.05
+
+
+def _floor_between(walls: tuple[Plane, ...], planes: Sequence[tuple[Plane, np.ndarray]],
+                   points: np.ndarray, config: ContainerConfig) -> Plane | None:
+    """Return the floor of walls found without one: the lowest level plane between them.
+
+    Items along the walls can hide where the walls meet the floor, so the floor+walls test
+    fails although the floor is in view. Level means within 10 degrees of perpendicular to
+    every wall; nothing inside the walls may be seen below it.
+    """
+    best = None
+    for plane, mask in planes:
+        if plane.normal[2] > -0.5 or any(abs(float(plane.normal @ w.normal)) > np.sin(
+                np.radians(10)) for w in walls):
+            continue
+        centre = points[mask].mean(axis=0)
+        if any(float(w.normal @ centre + w.offset) < config.surface_margin_m for w in walls):
+            continue
+        container = Container(floor=plane, walls=walls, source='detected')
+        if _sees_below_floor(container, points, config):
+            continue
+        if best is None or plane.inliers > best.inliers:
+            best = plane
+    return best
 
 
 def _walls_without_floor(planes: Sequence[tuple[Plane, np.ndarray]], points: np.ndarray,
@@ -581,7 +623,8 @@ class ContainerDetector:
             normal, offset = _fit_plane(patch_pts)
             if float(normal @ plane.normal) < 0.99:     # more than ~8 degrees: search again
                 return None
-            refitted.append(_make_plane(patch_pts, normal, offset))
+            refitted.append(_make_plane(patch_pts, normal, offset,
+                                        points[near].astype(np.float64)))
         if previous.floor is None:
             return Container(floor=None, walls=tuple(refitted), source='tracked')
         return Container(floor=refitted[0], walls=tuple(refitted[1:]), source='tracked')

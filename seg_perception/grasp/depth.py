@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
@@ -69,3 +70,37 @@ def depth_to_metres(depth: np.ndarray, encoding: str, *,
     out = np.multiply(arr, np.float32(scale), dtype=np.float32)
     out[arr == 0] = np.nan
     return out
+
+
+def load_depth_file(path: str | Path, *, units_per_m: float = 1000.0,
+                    shape: tuple[int, int] | None = None) -> np.ndarray:
+    """Return float32 metres (NaN invalid) from a uint16 PNG (`units_per_m`) or a .npy file.
+
+    A .npy file holds float32 metres (0 or NaN invalid). Raises ValueError with the reason for
+    a missing file, another encoding or (when `shape` is given) another size.
+    """
+    import cv2
+    path = Path(path)
+    if not path.is_file():
+        raise ValueError(f'depth file {path} does not exist')
+    if path.suffix == '.npy':
+        try:
+            raw = np.load(path)
+        except ValueError as exc:
+            raise ValueError(f'{path}: not a readable .npy array ({exc})') from exc
+        if raw.ndim != 2 or raw.dtype.kind != 'f':
+            raise ValueError(f'{path}: a .npy depth must be (H, W) float metres, got '
+                             f'{raw.dtype} {raw.shape}')
+        depth = np.where(np.isfinite(raw) & (raw > 0), raw, np.nan).astype(np.float32)
+    else:
+        raw = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+        if raw is None or raw.ndim != 2 or raw.dtype != np.uint16:
+            kind = 'unreadable' if raw is None else f'{raw.dtype} with shape {raw.shape}'
+            raise ValueError(f'{path}: depth must be a single-channel uint16 PNG or a .npy of '
+                             f'metres, got {kind}')
+        depth = np.where(raw > 0, raw.astype(np.float32) / np.float32(units_per_m),
+                         np.nan).astype(np.float32)
+    if shape is not None and depth.shape != tuple(shape):
+        raise ValueError(f'{path}: depth is {depth.shape[1]}x{depth.shape[0]}, expected '
+                         f'{shape[1]}x{shape[0]}')
+    return depth

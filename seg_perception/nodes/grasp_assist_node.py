@@ -13,10 +13,12 @@ import threading
 from typing import Any
 
 from geometry_msgs.msg import PoseArray
+import numpy as np
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
 from rclpy.node import Node
 from rclpy.parameter import Parameter
 from sensor_msgs.msg import CameraInfo, Image, PointCloud2
+from std_srvs.srv import Trigger
 from visualization_msgs.msg import MarkerArray
 
 from seg_interfaces.msg import GraspCandidateArray
@@ -28,6 +30,10 @@ from seg_perception.frame_mailbox import LatestMailbox
 from seg_perception.grasp import (depth_to_metres, GraspConfig, GraspPipeline, GraspResult,
                                   InvalidCameraInfoError, PinholeCamera,
                                   UnsupportedDepthEncodingError)
+from seg_perception.grasp.backprojection import BackProjector
+from seg_perception.grasp.container import (Container, ContainerConfig, ContainerError,
+                                            ContainerStatus)
+from seg_perception.grasp.depth import load_depth_file
 from seg_perception.monitoring import LatencyStats, ProblemCounter, RateMeter
 from seg_perception.nodes.diagnostics import DiagnosticsPublisher
 from seg_perception.nodes.grasp_messages import candidate_array, marker_array, pose_array
@@ -38,6 +44,7 @@ from seg_perception.time_sync import ApproximateTimeSynchronizer, stamp_ns
 
 LABEL_ENCODINGS = ('mono8', '8UC1')
 _DEFAULTS = GraspConfig()
+_CONTAINER = ContainerConfig()
 PARAMETERS = (
     ParamSpec('labels_topic', 'color/segmentation/labels', 'Label image (mono8 class ids)'),
     ParamSpec('depth_topic', 'depth/image_rect', 'Registered depth (16UC1 mm or 32FC1 m)'),
@@ -78,6 +85,20 @@ PARAMETERS = (
     ParamSpec('min_score', _DEFAULTS.min_score, 'Drop candidates scoring below this'),
     ParamSpec('organized_cloud', _DEFAULTS.organized_cloud,
               'Publish an organized H x W cloud (NaN outside items) instead of a dense one'),
+    ParamSpec('container_mode', _CONTAINER.mode,
+              "Container (bin) step: 'auto' (detect in each depth frame, tracked), 'reference' "
+              '(an empty-container depth frame: container_reference_file or the '
+              "capture_container_reference service) or 'none'"),
+    ParamSpec('container_reference_file', '',
+              "Empty-container depth for 'reference': uint16 PNG (container_reference_units_per_m)"
+              " or .npy metres, same camera and size as the depth ('' = capture it by service)"),
+    ParamSpec('container_reference_units_per_m', 1000.0,
+              'Units of a uint16 PNG reference file per metre (1000 = mm)'),
+    ParamSpec('container_surface_margin_m', _CONTAINER.surface_margin_m,
+              'Label pixels closer than this to a container surface are not graspable'),
+    ParamSpec('container_wall_clearance_m', _CONTAINER.wall_clearance_m,
+              'Room between a wall and the cup rim or a finger, beyond the cup radius or half '
+              'the gripper opening'),
     ParamSpec('diagnostics_period_s', 1.0, 'Period of /diagnostics messages, seconds'),
 )
 _CONFIG_FIELDS = ('graspable_classes', 'erosion_px', 'discontinuity_m', 'min_depth_m',
@@ -95,6 +116,13 @@ def grasp_config_from_parameters(p: dict[str, Any]) -> GraspConfig:
     return GraspConfig(**kwargs)
 
 
+def container_config_from_parameters(p: dict[str, Any]) -> ContainerConfig:
+    """Build the container step's configuration (ContainerConfig validates it)."""
+    return ContainerConfig(mode=p['container_mode'],
+                           surface_margin_m=float(p['container_surface_margin_m']),
+                           wall_clearance_m=float(p['container_wall_clearance_m']))
+
+
 class GraspAssistNode(Node):
     """Publish graspable item clouds and suction/parallel candidates from labels and depth."""
 
@@ -103,7 +131,24 @@ class GraspAssistNode(Node):
         p = declare_parameters(self, PARAMETERS)
         self.params = p
         self.class_set = ClassSet.default()
-        self.pipeline = GraspPipeline(grasp_config_from_parameters(p), self.class_set)
+        container = container_config_from_parameters(p)
+        self.pipeline = GraspPipeline(grasp_config_from_parameters(p), self.class_set,
+                                      container=container)
+        self._reference_depth: np.ndarray | None = None   # loaded, set on the first frame
+        if p['container_reference_file']:
+            if container.mode != 'reference':
+                raise ValueError('container_reference_file is set but container_mode is '
+                                 f"{container.mode!r}, not 'reference'")
+            self._reference_depth = load_depth_file(
+                p['container_reference_file'],
+                units_per_m=float(p['container_reference_units_per_m']))
+        self._capture = threading.Event()          # capture_container_reference requested
+        self._captured = threading.Condition()     # guards _capture_result
+        self._capture_result: tuple[bool, str] | None = None
+        self.container_status: ContainerStatus | None = None
+        self.container_totals = {'frames_without': 0, 'removed_pixels': 0,
+                                 'removed_candidates': 0}
+        self._last_container: Container | None = None
         if p['sync_slop_s'] < 0 or p['queue_size'] < 1:
             raise ValueError('sync_slop_s must be >= 0 and queue_size >= 1, got '
                              f'{p["sync_slop_s"]} and {p["queue_size"]}')
@@ -138,6 +183,8 @@ class GraspAssistNode(Node):
         self.pub_poses = self.create_publisher(PoseArray, topic('candidate_poses'), out_qos)
         self.pub_markers = self.create_publisher(MarkerArray, topic('markers'), out_qos)
         self.create_service(GetGraspCandidates, topic('get_grasp_candidates'), self._on_service,
+                            callback_group=MutuallyExclusiveCallbackGroup())
+        self.create_service(Trigger, topic('capture_container_reference'), self._on_capture,
                             callback_group=MutuallyExclusiveCallbackGroup())
         self.diagnostics = DiagnosticsPublisher(self)
         self.create_timer(p['diagnostics_period_s'], self._publish_diagnostics)
@@ -196,7 +243,9 @@ class GraspAssistNode(Node):
             self._problem('size_mismatch', f'labels {labels.shape[1]}x{labels.shape[0]} and '
                           f'depth {depth_m.shape[1]}x{depth_m.shape[0]} differ; labels are '
                           'scaled to the depth image (nearest)')
+        self._update_reference(depth_m, camera)
         result = self.pipeline.process(labels, depth_m, camera, rgb=rgb)
+        self._account_container(result)
         header = depth_msg.header
         self._publish(header, result)
         self.frame_ms.add(result.timings_ms['total'])
@@ -206,13 +255,74 @@ class GraspAssistNode(Node):
             self.latest = (header, result)
             self._results.notify_all()
 
+    def _update_reference(self, depth_m: np.ndarray, camera: PinholeCamera) -> None:
+        """Set the reference container from the file (first frame) or a requested capture."""
+        detector = self.pipeline.container
+        capture = self._capture.is_set()
+        if self._reference_depth is None and not capture:
+            return
+        source = depth_m if capture else self._reference_depth
+        self._reference_depth = None
+        self._capture.clear()
+        ok, message = True, ''
+        if source.shape != depth_m.shape:
+            ok, message = False, (f'reference depth is {source.shape[1]}x{source.shape[0]}, the '
+                                  f'depth images are {depth_m.shape[1]}x{depth_m.shape[0]}')
+        else:
+            try:
+                xyz = BackProjector(camera).organized(source)
+                reference = detector.set_reference(source, xyz)
+                message = (f'reference container: floor {"seen" if reference.floor else "hidden"}'
+                           f', {len(reference.walls)} walls')
+            except ContainerError as exc:
+                ok, message = False, str(exc)
+        if not ok:
+            self._problem('container_reference_refused', f'container reference refused: {message}')
+        else:
+            self.get_logger().info(message)
+        with self._captured:
+            self._capture_result = (ok, message)
+            self._captured.notify_all()
+
+    def _account_container(self, result: GraspResult) -> None:
+        status = result.container_status
+        self.container_status = status
+        self._last_container = result.container
+        if status is None:
+            return
+        self.container_totals['removed_pixels'] += status.removed_pixels
+        self.container_totals['removed_candidates'] += status.removed_candidates
+        if not status.found:
+            self.container_totals['frames_without'] += 1
+            self._problem('no_container', f'no container in this depth frame ({status.reason}); '
+                          'label pixels are used without the container step')
+
+    def _on_capture(self, request: Any, response: Any) -> Any:
+        """Use the next depth frame as the empty-container reference (waits up to 5 s)."""
+        if self.pipeline.container is None or self.pipeline.container.config.mode != 'reference':
+            response.success = False
+            response.message = "container_mode is not 'reference'"
+            return response
+        with self._captured:
+            self._capture_result = None
+            self._capture.set()
+            self._captured.wait_for(lambda: self._capture_result is not None, timeout=5.0)
+            result = self._capture_result
+        if result is None:
+            self._capture.clear()
+            response.success, response.message = False, 'no depth frame processed within 5 s'
+        else:
+            response.success, response.message = result
+        return response
+
     def _publish(self, header: Any, result: GraspResult) -> None:
         shape = result.points.shape if result.organized else None
         self.pub_points.publish(array_to_pointcloud2(result.points.reshape(-1), header,
                                                      organized_shape=shape))
         self.pub_candidates.publish(candidate_array(result.candidates, header))
         self.pub_poses.publish(pose_array(result.candidates, header))
-        self.pub_markers.publish(marker_array(result.candidates, header, self.class_set))
+        self.pub_markers.publish(marker_array(result.candidates, header, self.class_set,
+                                              result.container))
 
     # --- service: the latest frame, or the next one within the timeout
     def _on_service(self, request: Any, response: Any) -> Any:
@@ -259,7 +369,33 @@ class GraspAssistNode(Node):
             'frame_ms_p95': self.frame_ms.percentile(95),
             'candidates_per_frame_mean': self.candidates_per_frame.mean(),
             **{f'problem:{k}': v for k, v in problems.items()}})
-        self.diagnostics.publish([('grasp', level, message, values)])
+        statuses = [('grasp', level, message, values)]
+        container = self._container_diagnostics()
+        if container is not None:
+            statuses.append(container)
+        self.diagnostics.publish(statuses)
+
+    def _container_diagnostics(self) -> tuple[str, str, str, dict] | None:
+        """Return the container step's status: found or not (why), planes, what it removed."""
+        detector = self.pipeline.container
+        if detector is None or detector.config.mode == 'none':
+            return None
+        status, container = self.container_status, self._last_container
+        values: dict[str, object] = {'mode': detector.config.mode,
+                                     **{f'total_{k}': v for k, v in self.container_totals.items()}}
+        if status is None:
+            return 'container', 'warn', 'no frame processed yet', values
+        values.update(found=status.found, reason=status.reason,
+                      removed_pixels=status.removed_pixels,
+                      removed_candidates=status.removed_candidates)
+        if container is not None:
+            values['floor_residual_m'] = (container.floor.residual_m if container.floor
+                                          else 'floor hidden')
+            values['walls'] = len(container.walls)
+            values['wall_residuals_m'] = ' '.join(f'{w.residual_m:.4f}' for w in container.walls)
+        if status.found:
+            return 'container', 'ok', f'container {status.reason}', values
+        return 'container', 'warn', f'no container: {status.reason}', values
 
     def destroy_node(self) -> None:
         """Stop the worker thread before the node goes."""

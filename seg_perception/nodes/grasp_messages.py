@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Sequence
 
 from geometry_msgs.msg import Point, Pose, PoseArray
+import numpy as np
 from std_msgs.msg import ColorRGBA, Header
 from visualization_msgs.msg import Marker, MarkerArray
 
@@ -12,6 +13,7 @@ from seg_interfaces.msg import GraspCandidate as GraspCandidateMsg
 from seg_interfaces.msg import GraspCandidateArray
 from seg_perception.classes import ClassSet
 from seg_perception.grasp import GraspCandidate
+from seg_perception.grasp.container import Container
 
 #: Length of the approach arrows drawn in RViz, metres.
 ARROW_LENGTH_M = 0.08
@@ -45,10 +47,32 @@ def pose_array(candidates: Sequence[GraspCandidate], header: Header) -> PoseArra
     return PoseArray(header=header, poses=[candidate_pose(c) for c in candidates])
 
 
+def container_markers(container: Container | None, header: Header) -> list[Marker]:
+    """Return the container's planes as closed outlines (floor green, walls cyan)."""
+    if container is None:
+        return []
+    markers = []
+    for i, plane in enumerate(container.planes):
+        floor = plane is container.floor
+        colour = ColorRGBA(r=0.1, g=0.9, b=0.2, a=1.0) if floor else ColorRGBA(r=0.0, g=0.8,
+                                                                               b=0.9, a=1.0)
+        line = Marker(header=header, ns='container', id=i, type=Marker.LINE_STRIP,
+                      action=Marker.ADD, color=colour)
+        outline = plane.outline_m
+        line.points = [Point(x=float(p[0]), y=float(p[1]), z=float(p[2]))
+                       for p in np.vstack([outline, outline[:1]])]
+        line.scale.x = 0.004
+        line.pose.orientation.w = 1.0
+        markers.append(line)
+    return markers
+
+
 def marker_array(candidates: Sequence[GraspCandidate], header: Header,
-                 class_set: ClassSet) -> MarkerArray:
-    """Return approach arrows and class/score labels; the first marker clears old ones."""
-    markers = [Marker(header=header, action=Marker.DELETEALL)]
+                 class_set: ClassSet, container: Container | None = None) -> MarkerArray:
+    """Return approach arrows, class/score labels and the container's outlines; the first
+    marker clears old ones."""
+    markers = [Marker(header=header, action=Marker.DELETEALL)] + container_markers(container,
+                                                                                   header)
     for i, c in enumerate(candidates):
         r, g, b = (v / 255.0 for v in class_set.by_id(c.class_id).color)
         colour = ColorRGBA(r=r, g=g, b=b, a=1.0)

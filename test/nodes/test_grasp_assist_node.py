@@ -8,21 +8,21 @@ from diagnostic_msgs.msg import DiagnosticArray
 from geometry_msgs.msg import PoseArray
 import numpy as np
 import pytest
-from rclpy.qos import QoSProfile, ReliabilityPolicy
-from sensor_msgs.msg import CameraInfo, Image, PointCloud2
+from sensor_msgs.msg import CameraInfo, PointCloud2
 from visualization_msgs.msg import MarkerArray
 
 from ros_harness import NodeProcess, wait_until
 from seg_interfaces.msg import GraspCandidateArray
 from seg_interfaces.srv import GetGraspCandidates
 from seg_perception.conversions import numpy_to_image, pointcloud2_to_array
-from seg_perception.nodes.synthetic_camera_node import camera_info_msg, depth_message
+from seg_perception.nodes.synthetic_camera_node import depth_message
 from seg_perception.synthetic import SyntheticCell, SyntheticConfig
+
+from nodes.grasp_feeder import GraspFeeder, RELIABLE  # noqa: I100 (test helper, test/ on sys.path)
 
 pytestmark = pytest.mark.ros
 
 NODE = 'seg_perception.nodes.grasp_assist_node'
-RELIABLE = QoSProfile(depth=20, reliability=ReliabilityPolicy.RELIABLE)
 
 
 @pytest.fixture(scope='module')
@@ -39,42 +39,13 @@ def running_node():
         yield proc
 
 
-class Feeder:
-    """Publish labels, depth, colour and CameraInfo the way the camera and segmentation do."""
-
-    def __init__(self, probe, ns: str = '', *, with_color: bool = True) -> None:
-        node = probe.node
-        self.labels = node.create_publisher(Image, ns + 'color/segmentation/labels', RELIABLE)
-        self.depth = node.create_publisher(Image, ns + 'depth/image_rect', RELIABLE)
-        self.color = node.create_publisher(Image, ns + 'color/image_raw', RELIABLE)
-        self.info = node.create_publisher(CameraInfo, ns + 'depth/camera_info', RELIABLE)
-        for pub in (self.labels, self.depth, self.info) + ((self.color,) if with_color else ()):
-            probe.wait_for_subscribers(pub, timeout_s=60.0)
-
-    def send(self, frame, sec: int, *, labels=None, depth_encoding='32FC1', info=None,
-             label_sec=None, depth=None) -> None:
-        header = numpy_to_image(frame.labels, 'mono8').header
-        header.stamp.sec, header.frame_id = sec, 'camera_color_optical_frame'
-        if info is not None:
-            info.header = header
-        self.info.publish(info or camera_info_msg(frame.K, 640, 480, header))
-        label_header = type(header)(frame_id=header.frame_id)
-        label_header.stamp.sec = sec if label_sec is None else label_sec
-        self.labels.publish(numpy_to_image(frame.labels if labels is None else labels,
-                                           'mono8', label_header))
-        self.color.publish(numpy_to_image(frame.rgb, 'rgb8', header))
-        if depth is not None:
-            depth.header = header
-        self.depth.publish(depth or depth_message(frame.depth_m, depth_encoding, header))
-
-
 def test_candidates_cloud_poses_and_markers_share_the_depth_header(
         running_node, ros_probe, frames) -> None:
     candidates = ros_probe.subscribe(GraspCandidateArray, 'grasp/candidates', RELIABLE)
     clouds = ros_probe.subscribe(PointCloud2, 'grasp/graspable_points', RELIABLE)
     poses = ros_probe.subscribe(PoseArray, 'grasp/candidate_poses', RELIABLE)
     markers = ros_probe.subscribe(MarkerArray, 'grasp/markers', RELIABLE)
-    feeder = Feeder(ros_probe)
+    feeder = GraspFeeder(ros_probe)
     for i, frame in enumerate(frames):
         feeder.send(frame, 100 + i, depth_encoding='16UC1' if i == 1 else '32FC1')
         candidates.wait_for(i + 1, timeout_s=30.0)
@@ -100,7 +71,7 @@ def test_candidates_cloud_poses_and_markers_share_the_depth_header(
 
 
 def test_service_answers_from_the_latest_frame(running_node, ros_probe, frames) -> None:
-    feeder = Feeder(ros_probe)
+    feeder = GraspFeeder(ros_probe)
     feeder.send(frames[0], 200)
     client = ros_probe.node.create_client(GetGraspCandidates, 'grasp/get_grasp_candidates')
     assert client.wait_for_service(timeout_sec=30.0)
@@ -129,7 +100,7 @@ def _problem_total(diagnostics, key: str) -> int:
 def test_bad_inputs_are_counted_and_survived(running_node, ros_probe, frames) -> None:
     candidates = ros_probe.subscribe(GraspCandidateArray, 'grasp/candidates', RELIABLE)
     diagnostics = ros_probe.subscribe(DiagnosticArray, '/diagnostics', 10)
-    feeder = Feeder(ros_probe)
+    feeder = GraspFeeder(ros_probe)
     frame = frames[2]
     # Labels at half resolution are scaled to the depth image, not refused.
     half = frame.labels[::2, ::2].copy()
@@ -165,7 +136,7 @@ def test_unknown_depth_encoding_and_missing_camera_info_are_counted(ros_probe, f
     # A namespace of its own, so the module's other node does not answer for this one.
     with NodeProcess(NODE, params={'qos_reliability': 'reliable', 'diagnostics_period_s': 0.5},
                      remaps={'__ns': '/isolated'}) as proc:
-        feeder = Feeder(ros_probe, ns='/isolated/', with_color=False)
+        feeder = GraspFeeder(ros_probe, ns='/isolated/', with_color=False)
         frame = frames[0]
         # Depth and labels but no CameraInfo at all: reported as missing.
         header = numpy_to_image(frame.labels, 'mono8').header
