@@ -1,8 +1,11 @@
 """`seg_perception bench grasp`: per-stage timing of the grasp pipeline and Open3D comparison.
 
-Times back-projection, fusion, regions and candidates separately on one thread at 640x480 and
-1280x720 (synthetic cell frames when the synthetic package is present, else procedural analytic
-scenes), and back-projects the same depth with Open3D's PointCloud.create_from_depth_image.
+Times back-projection, the container step, fusion, regions and candidates separately on one
+thread at 640x480 and 1280x720 (synthetic cell frames when the synthetic package is present,
+else procedural analytic scenes), and back-projects the same depth with Open3D's
+PointCloud.create_from_depth_image. The container step is timed twice: searched afresh in every
+frame (a new scene each frame, the worst case) and tracked (the same camera's next frame, the
+common case of a fixed camera over a bin).
 """
 
 from __future__ import annotations
@@ -36,6 +39,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help='frame source (auto: synthetic cell when available)')
     parser.add_argument('--resolutions', nargs='+', default=[f'{w}x{h}' for w, h in RESOLUTIONS],
                         help='WIDTHxHEIGHT list')
+    parser.add_argument('--container', choices=('auto', 'none'), default='auto',
+                        help="container step of the pipeline ('auto': detected in each frame)")
     parser.add_argument('--output', type=Path, default=Path('build/bench/grasp.json'))
 
 
@@ -90,21 +95,24 @@ def _time(fn: Callable[[], object], repeats: int) -> tuple[list[float], list[flo
 
 
 def bench_resolution(width: int, height: int, *, frames: int, repeats: int,
-                     source: str) -> dict:
+                     source: str, container: str = 'auto') -> dict:
     """Return the timing figures of one resolution."""
     import open3d as o3d
 
     from seg_perception.grasp import BackProjector, GraspConfig, GraspPipeline
+    from seg_perception.grasp.container import ContainerConfig
 
     kind, data = _frames(source, width, height, frames)
-    pipeline = GraspPipeline(GraspConfig())
+    pipeline = GraspPipeline(GraspConfig(), container=ContainerConfig(mode=container))
     for labels, depth, camera in data[:3]:            # warm caches and buffers
         pipeline.process(labels, depth, camera)
     stage_ms: dict[str, list[float]] = {s: [] for s in STAGES}
+    tracked_ms: dict[str, list[float]] = {'container': [], 'total': []}
     cpu_total: list[float] = []
-    candidates = regions = 0
+    candidates = regions = found = 0
     for _ in range(repeats):
         for labels, depth, camera in data:
+            pipeline.container.reset()                # a new scene: search afresh
             c0 = time.process_time()
             result = pipeline.process(labels, depth, camera)
             cpu_total.append((time.process_time() - c0) * 1e3)
@@ -112,6 +120,11 @@ def bench_resolution(width: int, height: int, *, frames: int, repeats: int,
                 stage_ms[s].append(result.timings_ms[s])
             candidates += len(result.candidates)
             regions += len(result.regions)
+            found += bool(result.container_status and result.container_status.found)
+            if container != 'none':                   # the same camera's next frame
+                again = pipeline.process(labels, depth, camera)
+                for s in tracked_ms:
+                    tracked_ms[s].append(again.timings_ms[s])
     # Back-projection alone, ours vs. Open3D, same depth and intrinsics, valid points only.
     ours_wall, ours_cpu, o3d_wall, o3d_cpu, org_wall = [], [], [], [], []
     max_diff = 0.0
@@ -142,7 +155,9 @@ def bench_resolution(width: int, height: int, *, frames: int, repeats: int,
     ratio = float(np.median(o3d_wall) / np.median(ours_wall))
     return {
         'resolution': f'{width}x{height}', 'source': kind, 'frames': len(data),
-        'samples': n, 'stages': {s: _stats(v) for s, v in stage_ms.items()},
+        'samples': n, 'container_mode': container, 'container_found_share': found / n,
+        'stages': {s: _stats(v) for s, v in stage_ms.items()},
+        'tracked': {s: _stats(v) for s, v in tracked_ms.items() if v},
         'fusion_regions_candidates': _stats([a + b + c for a, b, c in zip(
             stage_ms['fusion'], stage_ms['regions'], stage_ms['candidates'])]),
         'total_cpu': _stats(cpu_total),
@@ -168,7 +183,7 @@ def main(args: argparse.Namespace) -> int:
         except ValueError as exc:
             raise ValueError(f'resolution {text!r} is not WIDTHxHEIGHT') from exc
         res = bench_resolution(width, height, frames=args.frames, repeats=args.repeats,
-                               source=args.source)
+                               source=args.source, container=args.container)
         results.append(res)
         print(f"{res['resolution']} ({res['source']}, {res['frames']} frames x {args.repeats}, "
               f"{res['regions_per_frame']:.1f} regions, {res['candidates_per_frame']:.1f} "
@@ -176,6 +191,12 @@ def main(args: argparse.Namespace) -> int:
         for s in STAGES:
             st = res['stages'][s]
             print(f'  {s:15s} median {st["median_ms"]:7.2f} ms   p95 {st["p95_ms"]:7.2f} ms')
+        if res['tracked']:
+            tr = res['tracked']
+            print(f'  container found in {res["container_found_share"]:.0%} of the frames; '
+                  f'tracked (next frame of the same camera): container '
+                  f'{tr["container"]["median_ms"]:.2f} ms median, total '
+                  f'{tr["total"]["median_ms"]:.2f} ms')
         frc = res['fusion_regions_candidates']
         print(f'  {"fusion+regions+candidates":26s} median {frc["median_ms"]:.2f} ms  '
               f'p95 {frc["p95_ms"]:.2f} ms;  total CPU time median '
