@@ -156,9 +156,8 @@ class Container:
         distances += np.asarray(offsets, np.float32)[:, None]
         keep = distances.min(axis=0) > np.float32(margin_m)
         if corner_radius_m > 0 and len(planes) >= 2:
-            near = (distances[:len(planes)] < np.float32(corner_radius_m)).sum(axis=0,
-                                                                                dtype=np.int8)
-            keep &= near < 2
+            close = distances[:len(planes)] < np.float32(corner_radius_m)
+            keep &= close.sum(axis=0, dtype=np.int8) < 2
         return keep
 
     def above_floor_outline(self, points: np.ndarray, margin_m: float) -> np.ndarray:
