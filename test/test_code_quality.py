@@ -45,3 +45,15 @@ def test_only_nodes_import_rclpy() -> None:
             offenders += [f'{rel}: {n}' for n in names if n.split('.')[0] in ROS_CLIENT_MODULES]
     assert not offenders, 'ROS client imports outside seg_perception/nodes/:\n' + \
         '\n'.join(offenders)
+
+
+def test_no_two_test_files_share_a_base_name() -> None:
+    """launch_testing's pytest plugin (in every ROS install) and colcon test import each test
+    file by its base name: two test_cli.py in different folders stop collection there with
+    ImportPathMismatchError, although --import-mode=importlib hides it here."""
+    by_name: dict[str, list[str]] = {}
+    for path in sorted((REPO_ROOT / 'test').rglob('*.py')):
+        by_name.setdefault(path.name, []).append(path.relative_to(REPO_ROOT).as_posix())
+    shared = {name: paths for name, paths in by_name.items()
+              if len(paths) > 1 and name != '__init__.py'}
+    assert not shared, f'test files sharing a base name: {shared}'

@@ -36,6 +36,9 @@ def _add_synthetic_arguments(parser: argparse.ArgumentParser) -> None:
                    help='first seed of the synthetic set (training never uses >= 100000)')
     g.add_argument('--frame-size', default='480x640', metavar='HxW',
                    help='resolution the synthetic frames are rendered at')
+    g.add_argument('--scenes', choices=('all', 'tote', 'non-tote'), default='all',
+                   help="held-out split: the cell's mix, totes only, or tables/shelves/conveyors "
+                        '(some empty) only')
 
 
 def _run_synthetic(args: argparse.Namespace, model: torch.nn.Module,
@@ -50,7 +53,7 @@ def _run_synthetic(args: argparse.Namespace, model: torch.nn.Module,
     return evaluate_synthetic(model, spec, frames=args.synthetic_frames,
                               seed_start=args.seed_start, size_hw=(h, w),
                               batch_size=args.batch_size, device=args.device,
-                              progress=progress)
+                              scenes=args.scenes, progress=progress)
 
 
 #: mode -> (argument adder, runner)
@@ -174,6 +177,9 @@ def main(args: argparse.Namespace) -> int:
                                                                              (480, 640))))
     print(f'model {path} ({spec.arch}, input {spec.input_size[0]}x{spec.input_size[1]})')
     print(format_table(summary))
+    if 'item_iou' in summary:
+        print(f'item-vs-rest IoU ({summary.get("scenes", "all")} scenes): '
+              f'{summary["item_iou"]:.4f}')
     if 'latency' in summary:
         lat = summary['latency']
         print(f'latency (CPU, batch 1, {lat["threads"]} threads): full frame '

@@ -71,17 +71,33 @@ def predict_labels(model: torch.nn.Module, spec: ModelSpec, images: np.ndarray |
     return logits_to_labels(logits, tuple(batch.shape[1:3])).cpu().numpy()
 
 
+#: Synthetic held-out splits: SyntheticConfig overrides of each.
+SCENE_SPLITS: dict[str, dict[str, Any]] = {'all': {}, 'tote': {'tote_probability': 1.0},
+                                           'non-tote': {'tote_probability': 0.0}}
+
+
 def evaluate_synthetic(model: torch.nn.Module, spec: ModelSpec, *, frames: int = 200,
                        seed_start: int = EVAL_SEED_START, size_hw: tuple[int, int] = (480, 640),
                        batch_size: int = 4, device: torch.device | str = 'cpu',
+                       scenes: str = 'all',
                        progress: Callable[[int, int], None] | None = None) -> dict[str, Any]:
-    """Render `frames` synthetic frames from `seed_start` on and score the model on them."""
+    """Render `frames` synthetic frames from `seed_start` on and score the model on them.
+
+    `scenes`: 'all' (the cell's mix), 'tote' (every frame a tote) or 'non-tote' (tables,
+    shelves and conveyors, some with nothing on them: does the model call a surface an item?).
+    Besides per-class IoU the summary holds item-vs-rest IoU (item = any class with grasp modes).
+    """
     from seg_perception.synthetic import SyntheticCell, SyntheticConfig
     if frames < 1:
         raise EvaluationError(f'frames must be >= 1, got {frames}')
     if batch_size < 1:
         raise EvaluationError(f'batch_size must be >= 1, got {batch_size}')
-    cell = SyntheticCell(SyntheticConfig(width=size_hw[1], height=size_hw[0]))
+    if scenes not in SCENE_SPLITS:
+        raise EvaluationError(f'scenes must be one of {", ".join(SCENE_SPLITS)}, got {scenes!r}')
+    cell = SyntheticCell(SyntheticConfig(width=size_hw[1], height=size_hw[0],
+                                         **SCENE_SPLITS[scenes]))
+    item_ids = [c.id for c in spec.class_set.graspable()]
+    item_counts = np.zeros(3, dtype=np.int64)      # true positive, false positive, false negative
     scores = SegmentationScores(num_classes=spec.num_classes,
                                 class_names=_output_names(spec))
     model = prepare_model(model, device)
@@ -94,7 +110,13 @@ def evaluate_synthetic(model: torch.nn.Module, spec: ModelSpec, *, frames: int =
         rgb = np.stack([f.rgb for f in rendered])
         pred = predict_labels(model, spec, rgb, device=device)
         t2 = time.perf_counter()
-        scores.update(np.stack([f.labels for f in rendered]), pred)
+        truth = np.stack([f.labels for f in rendered])
+        scores.update(truth, pred)
+        pred_item = np.isin(np.asarray(pred), item_ids)
+        true_item = np.isin(truth, item_ids)
+        item_counts += [np.count_nonzero(pred_item & true_item),
+                        np.count_nonzero(pred_item & ~true_item),
+                        np.count_nonzero(~pred_item & true_item)]
         render_s += t1 - t0
         infer_s += t2 - t1
         if progress is not None:
@@ -102,6 +124,8 @@ def evaluate_synthetic(model: torch.nn.Module, spec: ModelSpec, *, frames: int =
     summary = scores.summary()
     summary.update({
         'dataset': 'synthetic',
+        'scenes': scenes,
+        'item_iou': float(item_counts[0] / max(1, item_counts.sum())),
         'seed_start': seed_start,
         'seed_end': seed_start + frames - 1,
         'held_out': seed_start >= EVAL_SEED_START,
