@@ -7,6 +7,11 @@ within `slop_ns` of each other is emitted. Differences from message_filters, on 
 the slop test is inclusive (so `slop_ns=0` means exact matching), and once a set is emitted the
 older messages of every input are dropped (they can no longer be part of an in-order set), as
 are late messages older than the last emitted stamp of their input. Dropped messages are counted.
+
+A stamp further than `max_jump_ns` from the newest one seen (a camera clock jump after NTP, a bag
+loop restarting, one frame stamped in the far future) resets every queue instead of poisoning
+the synchronizer for good (later normal stamps would all be "too late"); resets are counted in
+`stamp_jumps`.
 """
 
 from __future__ import annotations
@@ -30,8 +35,11 @@ class ApproximateTimeSynchronizer:
     """Emit one message per input whose stamps lie within `slop_ns` of each other."""
 
     def __init__(self, *, num_inputs: int, queue_size: int, slop_ns: int,
-                 callback: Callable[..., Any]) -> None:
-        """Check the settings; `callback(*msgs)` gets one message per input, in input order."""
+                 callback: Callable[..., Any], max_jump_ns: int | None = None) -> None:
+        """Check the settings; `callback(*msgs)` gets one message per input, in input order.
+
+        `max_jump_ns`: largest forward or backward stamp jump that is not a reset (None: off).
+        """
         if int(num_inputs) < 2:
             raise TimeSyncError(f'num_inputs must be >= 2, got {num_inputs}')
         if int(queue_size) < 1:
@@ -40,6 +48,11 @@ class ApproximateTimeSynchronizer:
             raise TimeSyncError(f'slop_ns must be >= 0, got {slop_ns}')
         if not callable(callback):
             raise TimeSyncError(f'callback must be callable, got {callback!r}')
+        if max_jump_ns is not None and int(max_jump_ns) <= int(slop_ns):
+            raise TimeSyncError(f'max_jump_ns must be > slop_ns ({slop_ns}), got {max_jump_ns}')
+        self.max_jump_ns = None if max_jump_ns is None else int(max_jump_ns)
+        self.stamp_jumps = 0
+        self._newest_ns: int | None = None
         self.num_inputs = int(num_inputs)
         self.queue_size = int(queue_size)
         self.slop_ns = int(slop_ns)
@@ -70,7 +83,22 @@ class ApproximateTimeSynchronizer:
         with self._lock:
             return len(self._stamps[input_index])
 
+    def _reset_locked(self) -> None:
+        """Forget every queued message and emitted stamp (dropping the queued ones)."""
+        for index in range(self.num_inputs):
+            self.dropped[index] += len(self._stamps[index])
+            self._stamps[index].clear()
+            self._messages[index].clear()
+            self._last_emitted_ns[index] = None
+        self._newest_ns = None
+
     def _add_locked(self, index: int, stamp_ns: int, msg: Any) -> tuple[Any, ...] | None:
+        newest = self._newest_ns
+        if (self.max_jump_ns is not None and newest is not None
+                and abs(stamp_ns - newest) > self.max_jump_ns):
+            self.stamp_jumps += 1
+            self._reset_locked()
+        self._newest_ns = stamp_ns if self._newest_ns is None else max(self._newest_ns, stamp_ns)
         last = self._last_emitted_ns[index]
         if last is not None and stamp_ns <= last:
             self.dropped[index] += 1  # too late: its input already emitted a newer set

@@ -137,3 +137,62 @@ def test_stamp_ns_reads_a_header_stamp_as_nanoseconds():
     stamp = SimpleNamespace(sec=1_795_000_000, nanosec=999_999_999)
     assert stamp_ns(SimpleNamespace(header=SimpleNamespace(stamp=stamp))) == \
         1_795_000_000_999_999_999
+
+
+SECOND = 1_000_000_000
+
+
+def _jump_sync() -> tuple[ApproximateTimeSynchronizer, list[tuple]]:
+    sets: list[tuple] = []
+    sync = ApproximateTimeSynchronizer(num_inputs=2, queue_size=10, slop_ns=0,
+                                       callback=lambda *m: sets.append(m),
+                                       max_jump_ns=5 * SECOND)
+    return sync, sets
+
+
+def test_one_frame_from_the_far_future_does_not_stop_the_synchronizer():
+    """The fuzzing fault: after a set stamped sec = 2e9, every normal set was 'too late'."""
+    sync, sets = _jump_sync()
+    for sec in (10, 11):
+        sync.add(0, sec * SECOND, f'a{sec}')
+        sync.add(1, sec * SECOND, f'b{sec}')
+    future = 2_000_000_000 * SECOND
+    sync.add(0, future, 'a_future')
+    sync.add(1, future, 'b_future')
+    for sec in (12, 13):
+        sync.add(0, sec * SECOND, f'a{sec}')
+        sync.add(1, sec * SECOND, f'b{sec}')
+    assert sets[-2:] == [('a12', 'b12'), ('a13', 'b13')]
+    assert sync.stamp_jumps == 2     # forward, then back
+
+
+def test_backward_clock_jump_and_looping_bag_reset_the_synchronizer():
+    sync, sets = _jump_sync()
+    for loop in range(3):            # a bag replayed in a loop: stamps restart at 100 s
+        for sec in range(100, 110):
+            sync.add(0, sec * SECOND, (loop, sec))
+            sync.add(1, sec * SECOND, (loop, sec))
+    assert len(sets) == 30 and sync.stamp_jumps == 2
+    # Without the limit the second and third loops are dropped as late.
+    old_sets: list[tuple] = []
+    old = ApproximateTimeSynchronizer(num_inputs=2, queue_size=10, slop_ns=0,
+                                      callback=lambda *m: old_sets.append(m))
+    for loop in range(3):
+        for sec in range(100, 110):
+            old.add(0, sec * SECOND, (loop, sec))
+            old.add(1, sec * SECOND, (loop, sec))
+    assert len(old_sets) == 10
+
+
+def test_small_jumps_are_not_resets():
+    sync, sets = _jump_sync()
+    sync.add(0, 10 * SECOND, 'a')
+    sync.add(0, 14 * SECOND, 'a2')
+    sync.add(1, 14 * SECOND, 'b2')
+    assert sets == [('a2', 'b2')] and sync.stamp_jumps == 0
+
+
+def test_max_jump_must_exceed_the_slop():
+    with pytest.raises(TimeSyncError, match='max_jump_ns'):
+        ApproximateTimeSynchronizer(num_inputs=2, queue_size=2, slop_ns=10,
+                                    callback=print, max_jump_ns=10)

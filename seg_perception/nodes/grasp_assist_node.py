@@ -55,6 +55,9 @@ PARAMETERS = (
               'candidates,candidate_poses,markers} and the get_grasp_candidates service'),
     ParamSpec('sync_slop_s', 0.02, 'Largest stamp difference of a matched labels/depth set'),
     ParamSpec('queue_size', 10, 'Messages kept per input while waiting for a match'),
+    ParamSpec('max_stamp_jump_s', 5.0,
+              'A stamp jumping further than this from the newest one (clock jump, looping bag, '
+              'a frame from the far future) resets the synchronizer and is counted'),
     ParamSpec('qos_reliability', 'best_effort', 'Input QoS reliability (REP 2003 sensor data)'),
     ParamSpec('output_qos_reliability', 'reliable', 'Output QoS reliability'),
     ParamSpec('graspable_classes', list(_DEFAULTS.graspable_classes),
@@ -152,6 +155,9 @@ class GraspAssistNode(Node):
         if p['sync_slop_s'] < 0 or p['queue_size'] < 1:
             raise ValueError('sync_slop_s must be >= 0 and queue_size >= 1, got '
                              f'{p["sync_slop_s"]} and {p["queue_size"]}')
+        if not p['max_stamp_jump_s'] > p['sync_slop_s']:     # NaN fails too
+            raise ValueError(f'max_stamp_jump_s must be > sync_slop_s, got '
+                             f'{p["max_stamp_jump_s"]}')
         self.problems = ProblemCounter()
         self.frame_ms = LatencyStats()
         self.candidates_per_frame = LatencyStats()
@@ -168,7 +174,9 @@ class GraspAssistNode(Node):
         self._input_names = [name for name, _, _ in inputs]
         self.sync = ApproximateTimeSynchronizer(
             num_inputs=len(inputs), queue_size=int(p['queue_size']),
-            slop_ns=int(p['sync_slop_s'] * 1e9), callback=self._on_synchronized)
+            slop_ns=int(p['sync_slop_s'] * 1e9), callback=self._on_synchronized,
+            max_jump_ns=int(p['max_stamp_jump_s'] * 1e9))
+        self._stamp_jumps_seen = 0
         in_qos = sensor_qos(p['qos_reliability'], int(p['queue_size']))
         for index, (name, topic, msg_type) in enumerate(inputs):
             self.create_subscription(msg_type, topic,
@@ -198,6 +206,10 @@ class GraspAssistNode(Node):
     def _on_input(self, index: int, name: str, msg: Image | CameraInfo) -> None:
         self.rates[name].tick()
         self.sync.add(index, stamp_ns(msg), msg)
+        if self.sync.stamp_jumps != self._stamp_jumps_seen:
+            self._stamp_jumps_seen = self.sync.stamp_jumps
+            self._problem('stamp_jump', f'{name} stamp {stamp_ns(msg) / 1e9:.3f} s jumped more '
+                          f'than max_stamp_jump_s from the newest one; synchronizer reset')
 
     def _on_synchronized(self, *msgs: Image) -> None:
         self.mailbox.put('frame', msgs)
@@ -364,6 +376,7 @@ class GraspAssistNode(Node):
         values.update({
             'frames_processed': self.rates['processed'].total,
             'sync_emitted': self.sync.emitted, 'sync_dropped': sum(self.sync.dropped),
+            'stamp_jumps': self.sync.stamp_jumps,
             'mailbox_dropped': self.mailbox.total_dropped(),
             'frame_ms_p50': self.frame_ms.percentile(50),
             'frame_ms_p95': self.frame_ms.percentile(95),
