@@ -13,6 +13,10 @@ class InvalidCameraInfoError(ValueError):
     """Raised when CameraInfo intrinsics or sizes cannot describe a pinhole camera."""
 
 
+#: Largest focal length accepted, pixels (a 1e6 px focal length is a 0.03 degree field of view).
+MAX_FOCAL_PX = 1e6
+
+
 @dataclass(frozen=True)
 class PinholeCamera:
     """Intrinsics of a rectified pinhole camera for one image size (REP 103 optical frame)."""
@@ -35,6 +39,15 @@ class PinholeCamera:
         if int(self.width) <= 0 or int(self.height) <= 0:
             raise InvalidCameraInfoError(
                 f'image size must be positive, got width={self.width}, height={self.height}')
+        if self.fx > MAX_FOCAL_PX or self.fy > MAX_FOCAL_PX:
+            raise InvalidCameraInfoError(
+                f'focal lengths fx={self.fx}, fy={self.fy} exceed {MAX_FOCAL_PX:.0e} px: not a '
+                'real camera (the back-projection would overflow or collapse to a point)')
+        if not (-self.width <= self.cx <= 2 * self.width
+                and -self.height <= self.cy <= 2 * self.height):
+            raise InvalidCameraInfoError(
+                f'principal point ({self.cx}, {self.cy}) lies far outside the '
+                f'{self.width}x{self.height} image')
 
     @classmethod
     def from_camera_info(cls, k: Sequence[float], p: Sequence[float], width: int,

@@ -43,6 +43,8 @@ from seg_perception.nodes.runner import run_node
 from seg_perception.time_sync import ApproximateTimeSynchronizer, stamp_ns
 
 LABEL_ENCODINGS = ('mono8', '8UC1')
+#: Smallest label image side scaled up to the depth image (a 1x1 label image is not labels).
+MIN_LABEL_SIDE_PX = 16
 _DEFAULTS = GraspConfig()
 _CONTAINER = ContainerConfig()
 PARAMETERS = (
@@ -54,6 +56,9 @@ PARAMETERS = (
     ParamSpec('output_namespace', 'grasp', 'Outputs go to <output_namespace>/{graspable_points,'
               'candidates,candidate_poses,markers} and the get_grasp_candidates service'),
     ParamSpec('sync_slop_s', 0.02, 'Largest stamp difference of a matched labels/depth set'),
+    ParamSpec('scale_camera_info', False,
+              'Scale a CameraInfo whose size differs from the depth image but has its aspect '
+              'ratio (false: such frames are refused)'),
     ParamSpec('queue_size', 10, 'Messages kept per input while waiting for a match'),
     ParamSpec('max_stamp_jump_s', 5.0,
               'A stamp jumping further than this from the newest one (clock jump, looping bag, '
@@ -117,6 +122,18 @@ def grasp_config_from_parameters(p: dict[str, Any]) -> GraspConfig:
     for name in ('workspace_min', 'workspace_max', 'gravity_direction', 'base_from_camera'):
         kwargs[name] = tuple(p[name]) if len(p[name]) else None
     return GraspConfig(**kwargs)
+
+
+def same_aspect(size_a: tuple[int, int], size_b: tuple[int, int]) -> bool:
+    """Return True when two (width, height) sizes have the same aspect ratio within 2 %."""
+    (wa, ha), (wb, hb) = size_a, size_b
+    return abs((wa / ha) / (wb / hb) - 1.0) < 0.02
+
+
+def candidate_is_finite(candidate: Any) -> bool:
+    """Return True when a candidate's position, orientation and score are all finite."""
+    return bool(np.all(np.isfinite(candidate.position)) and np.all(np.isfinite(
+        candidate.quaternion)) and np.isfinite(candidate.score))
 
 
 def container_config_from_parameters(p: dict[str, Any]) -> ContainerConfig:
@@ -251,10 +268,28 @@ class GraspAssistNode(Node):
         except (ImageConversionError, UnsupportedDepthEncodingError, ValueError) as exc:
             self._problem(f'bad_input:{type(exc).__name__}', f'frame refused: {exc}')
             return
+        height, width = depth_m.shape
+        if info.width and info.height and (info.width, info.height) != (width, height):
+            if not (self.params['scale_camera_info']
+                    and same_aspect((info.width, info.height), (width, height))):
+                self._problem('bad_input:camera_info_size', f'CameraInfo is {info.width}x'
+                              f'{info.height} but the depth image is {width}x{height}: frame '
+                              'refused (scale_camera_info: true scales a CameraInfo of the '
+                              'same aspect ratio)')
+                return
+            self._problem('camera_info_scaled', f'CameraInfo {info.width}x{info.height} scaled '
+                          f'to the {width}x{height} depth image')
         if labels.shape != depth_m.shape:
+            if not (min(labels.shape) >= MIN_LABEL_SIDE_PX
+                    and same_aspect(labels.shape[::-1], (width, height))):
+                self._problem('bad_input:labels_size', f'labels {labels.shape[1]}x'
+                              f'{labels.shape[0]} cannot be scaled to the {width}x{height} '
+                              f'depth image (another aspect ratio, or under '
+                              f'{MIN_LABEL_SIDE_PX} px): frame refused')
+                return
             self._problem('size_mismatch', f'labels {labels.shape[1]}x{labels.shape[0]} and '
-                          f'depth {depth_m.shape[1]}x{depth_m.shape[0]} differ; labels are '
-                          'scaled to the depth image (nearest)')
+                          f'depth {width}x{height} differ; labels are scaled to the depth '
+                          'image (nearest)')
         self._update_reference(depth_m, camera)
         result = self.pipeline.process(labels, depth_m, camera, rgb=rgb)
         self._account_container(result)
@@ -328,8 +363,21 @@ class GraspAssistNode(Node):
         return response
 
     def _publish(self, header: Any, result: GraspResult) -> None:
-        shape = result.points.shape if result.organized else None
-        self.pub_points.publish(array_to_pointcloud2(result.points.reshape(-1), header,
+        """Publish the frame's outputs; nothing non-finite leaves the node (checked, counted)."""
+        finite = [c for c in result.candidates if candidate_is_finite(c)]
+        if len(finite) != len(result.candidates):
+            self._problem('non_finite_output', f'{len(result.candidates) - len(finite)} '
+                          'candidates with a non-finite pose or score were not published')
+            result.candidates[:] = finite
+        points = result.points
+        shape = points.shape if result.organized else None
+        if shape is None and points.size:     # organized clouds mark invalid points NaN (PCL)
+            ok = np.isfinite(points['x']) & np.isfinite(points['y']) & np.isfinite(points['z'])
+            if not ok.all():
+                self._problem('non_finite_output', f'{int((~ok).sum())} non-finite cloud '
+                              'points were not published')
+                points = points[ok]
+        self.pub_points.publish(array_to_pointcloud2(points.reshape(-1), header,
                                                      organized_shape=shape))
         self.pub_candidates.publish(candidate_array(result.candidates, header))
         self.pub_poses.publish(pose_array(result.candidates, header))

@@ -54,3 +54,14 @@ def test_scaled_keeps_pixel_centres_aligned():
     assert (half.cx, half.cy) == (159.5, 119.5)   # the optical centre stays mid-image
     assert cam.scaled(640, 480) is cam
     np.testing.assert_allclose(half.matrix, [[300, 0, 159.5], [0, 300, 119.5], [0, 0, 1]])
+
+
+@pytest.mark.parametrize('field, value, message', [
+    ('cx', 1e30, 'far outside'), ('cy', -5000.0, 'far outside'), ('fx', 1e30, 'exceed'),
+    ('fy', 2e6, 'exceed')])
+def test_absurd_intrinsics_are_refused(field, value, message) -> None:
+    """Fuzzing faults: cx = 1e30 gave NaN poses, fx = 1e30 an OverflowError downstream."""
+    kwargs = {'fx': 600.0, 'fy': 600.0, 'cx': 320.0, 'cy': 240.0, 'width': 640, 'height': 480}
+    kwargs[field] = value
+    with pytest.raises(InvalidCameraInfoError, match=message):
+        PinholeCamera(**kwargs)

@@ -183,3 +183,37 @@ def test_a_frame_from_the_far_future_does_not_stop_the_node(running_node, ros_pr
                           30.0), f'normal frame {sec} after the future one was not processed'
     assert wait_until(lambda: _problem_total(diagnostics, 'problem:stamp_jump') >= 1, 15.0)
     assert running_node.is_running()
+
+
+def test_geometry_that_does_not_fit_is_refused(running_node, ros_probe, frames) -> None:
+    """Fuzzing faults: a 320x240 CameraInfo beside 640x480 depth was used silently; a 1x1
+    label image was stretched into 20 candidates; cx = 1e30 gave a NaN pose, fx = 1e30 an
+    OverflowError. Each is now refused with its reason, and nothing is published for it."""
+    from seg_perception.nodes.synthetic_camera_node import camera_info_msg
+    candidates = ros_probe.subscribe(GraspCandidateArray, 'grasp/candidates', RELIABLE)
+    diagnostics = ros_probe.subscribe(DiagnosticArray, '/diagnostics', 10)
+    feeder = GraspFeeder(ros_probe)
+    frame = frames[0]
+    header = numpy_to_image(frame.labels, 'mono8').header
+    small_info = camera_info_msg(frame.K * [[0.5], [0.5], [1]], 320, 240, header)
+
+    def refused(key: str, send) -> None:
+        # One at a time: the node's one-slot mailbox keeps only the newest matched set.
+        before = _problem_total(diagnostics, key)
+        send()
+        assert wait_until(lambda: _problem_total(diagnostics, key) > before, 20.0), key
+
+    refused('problem:bad_input:camera_info_size', lambda: feeder.send(frame, 700,
+                                                                      info=small_info))
+    refused('problem:bad_input:labels_size',
+            lambda: feeder.send(frame, 701, labels=np.full((1, 1), 2, np.uint8)))
+    for sec, index in ((702, 2), (703, 0)):
+        K = frame.K.copy()
+        K[0, index] = 1e30                       # cx, then fx
+        info = camera_info_msg(K, 640, 480, header)
+        info.p = [0.0] * 12                      # P unset: K is used
+        refused('problem:invalid_camera_info', lambda: feeder.send(frame, sec, info=info))
+    feeder.send(frame, 704)
+    assert _stamped(candidates, 704).candidates
+    assert not any(m.header.stamp.sec in (700, 701, 702, 703) for m in candidates.messages)
+    assert _problem_total(diagnostics, 'problem:processing_error') == 0
