@@ -36,9 +36,9 @@ def _add_synthetic_arguments(parser: argparse.ArgumentParser) -> None:
                    help='first seed of the synthetic set (training never uses >= 100000)')
     g.add_argument('--frame-size', default='480x640', metavar='HxW',
                    help='resolution the synthetic frames are rendered at')
-    g.add_argument('--scenes', choices=('all', 'tote', 'non-tote'), default='all',
-                   help="held-out split: the cell's mix, totes only, or tables/shelves/conveyors "
-                        '(some empty) only')
+    g.add_argument('--scenes', choices=('all', 'tote', 'non-tote', 'classic'), default='all',
+                   help="held-out split: the cell's mix, totes only, tables/shelves/conveyors "
+                        '(some empty) only, or the cell before the real-camera randomisation')
 
 
 def _run_synthetic(args: argparse.Namespace, model: torch.nn.Module,

@@ -71,9 +71,13 @@ def predict_labels(model: torch.nn.Module, spec: ModelSpec, images: np.ndarray |
     return logits_to_labels(logits, tuple(batch.shape[1:3])).cpu().numpy()
 
 
-#: Synthetic held-out splits: SyntheticConfig overrides of each.
-SCENE_SPLITS: dict[str, dict[str, Any]] = {'all': {}, 'tote': {'tote_probability': 1.0},
-                                           'non-tote': {'tote_probability': 0.0}}
+#: Synthetic held-out splits: SyntheticConfig overrides of each. 'classic' is the cell before
+#: the real-camera randomisation (at most 15 items, no neighbouring tote or empty scene, no
+#: camera effects): the world earlier default models were trained and scored on.
+SCENE_SPLITS: dict[str, dict[str, Any]] = {
+    'all': {}, 'tote': {'tote_probability': 1.0}, 'non-tote': {'tote_probability': 0.0},
+    'classic': {'max_items': 15, 'tote_probability': 0.75, 'empty_probability': 0.0,
+                'neighbour_tote_probability': 0.0, 'camera_effects': False}}
 
 
 def evaluate_synthetic(model: torch.nn.Module, spec: ModelSpec, *, frames: int = 200,
@@ -83,8 +87,9 @@ def evaluate_synthetic(model: torch.nn.Module, spec: ModelSpec, *, frames: int =
                        progress: Callable[[int, int], None] | None = None) -> dict[str, Any]:
     """Render `frames` synthetic frames from `seed_start` on and score the model on them.
 
-    `scenes`: 'all' (the cell's mix), 'tote' (every frame a tote) or 'non-tote' (tables,
-    shelves and conveyors, some with nothing on them: does the model call a surface an item?).
+    `scenes`: 'all' (the cell's mix), 'tote' (every frame a tote), 'non-tote' (tables,
+    shelves and conveyors, some with nothing on them: does the model call a surface an item?)
+    or 'classic' (see SCENE_SPLITS).
     Besides per-class IoU the summary holds item-vs-rest IoU (item = any class with grasp modes).
     """
     from seg_perception.synthetic import SyntheticCell, SyntheticConfig

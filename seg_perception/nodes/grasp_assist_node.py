@@ -108,6 +108,9 @@ PARAMETERS = (
               'Room between a wall and the cup rim or a finger, beyond the cup radius or half '
               'the gripper opening'),
     ParamSpec('diagnostics_period_s', 1.0, 'Period of /diagnostics messages, seconds'),
+    ParamSpec('stale_after_s', 3.0,
+              'An input (labels, depth, camera_info) silent for this long after it has been '
+              'seen is reported STALE in /diagnostics'),
 )
 _CONFIG_FIELDS = ('graspable_classes', 'erosion_px', 'discontinuity_m', 'min_depth_m',
                   'max_depth_m', 'voxel_size_m', 'plane_fit', 'min_region_pixels',
@@ -169,6 +172,8 @@ class GraspAssistNode(Node):
         self.container_totals = {'frames_without': 0, 'removed_pixels': 0,
                                  'removed_candidates': 0}
         self._last_container: Container | None = None
+        if not p['stale_after_s'] > 0:
+            raise ValueError(f'stale_after_s must be > 0, got {p["stale_after_s"]}')
         if p['sync_slop_s'] < 0 or p['queue_size'] < 1:
             raise ValueError('sync_slop_s must be >= 0 and queue_size >= 1, got '
                              f'{p["sync_slop_s"]} and {p["queue_size"]}')
@@ -416,11 +421,18 @@ class GraspAssistNode(Node):
                           f'{self.params["camera_info_topic"]}; nothing can be processed')
         problems = self.problems.snapshot()
         level, message = 'ok', 'running'
-        if self.rates['processed'].total == 0:
+        stale = self._stale_inputs()
+        if stale:
+            # A silent upstream (segmentation_node killed, a camera unplugged) is not "running".
+            level, message = 'stale', '; '.join(f'no {name} for {since:.1f} s'
+                                                for name, since in stale)
+        elif self.rates['processed'].total == 0:
             level, message = 'warn', 'no synchronized frame processed yet'
         elif problems:
             level, message = 'warn', ', '.join(f'{k} x{v}' for k, v in problems.items())
         values: dict[str, object] = {f'{k}_rate_hz': m.rate_hz() for k, m in self.rates.items()}
+        values.update({f'{name}_age_s': self.rates[name].seconds_since_last() or 0.0
+                       for name in self._input_names})
         values.update({
             'frames_processed': self.rates['processed'].total,
             'sync_emitted': self.sync.emitted, 'sync_dropped': sum(self.sync.dropped),
@@ -435,6 +447,16 @@ class GraspAssistNode(Node):
         if container is not None:
             statuses.append(container)
         self.diagnostics.publish(statuses)
+
+    def _stale_inputs(self) -> list[tuple[str, float]]:
+        """Return (input, seconds silent) of the synchronized inputs silent too long."""
+        limit = float(self.params['stale_after_s'])
+        stale = []
+        for name in self._input_names:
+            since = self.rates[name].seconds_since_last()
+            if since is not None and since > limit:
+                stale.append((name, since))
+        return stale
 
     def _container_diagnostics(self) -> tuple[str, str, str, dict] | None:
         """Return the container step's status: found or not (why), planes, what it removed."""

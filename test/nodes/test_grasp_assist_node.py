@@ -217,3 +217,25 @@ def test_geometry_that_does_not_fit_is_refused(running_node, ros_probe, frames) 
     assert _stamped(candidates, 704).candidates
     assert not any(m.header.stamp.sec in (700, 701, 702, 703) for m in candidates.messages)
     assert _problem_total(diagnostics, 'problem:processing_error') == 0
+
+
+def test_a_silent_upstream_is_reported_stale(ros_probe, frames) -> None:
+    """Fuzzing fault: with segmentation_node killed the node said OK 'running' for ever."""
+    from diagnostic_msgs.msg import DiagnosticStatus
+    diagnostics = ros_probe.subscribe(DiagnosticArray, '/diagnostics', 10)
+    params = {'qos_reliability': 'reliable', 'diagnostics_period_s': 0.3, 'stale_after_s': 1.0}
+    with NodeProcess(NODE, params=params, remaps={'__ns': '/stale'}) as proc:
+        feeder = GraspFeeder(ros_probe, ns='/stale/', with_color=False)
+        feeder.send(frames[0], 800)
+
+        def grasp_status():
+            for array in reversed(diagnostics.messages):
+                for status in array.status:
+                    if status.hardware_id.startswith('/stale/') and status.name.endswith(
+                            ': grasp'):
+                        return status
+            return None
+        assert wait_until(lambda: grasp_status() is not None
+                          and grasp_status().level == DiagnosticStatus.STALE, 30.0)
+        assert 'no labels for' in grasp_status().message
+        assert proc.is_running()
