@@ -1,0 +1,110 @@
+"""`seg_perception evaluate --mode frames`: real-frame folders, scores, grasps, bad input."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+import subprocess
+import sys
+
+import cv2
+import numpy as np
+import pytest
+
+from seg_perception.evaluation.frames import (candidate_hits, FramesError, item_scores,
+                                              load_frames)
+from seg_perception.synthetic import SyntheticCell, SyntheticConfig
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def write_folder(root: Path, count: int = 2) -> Path:
+    """Write synthetic frames in the documented folder format (mask = item instances)."""
+    cell = SyntheticCell(SyntheticConfig(tote_probability=1.0))
+    for name in ('images', 'masks', 'depth', 'intrinsics', 'ignore'):
+        (root / name).mkdir(parents=True)
+    for k in range(count):
+        frame = cell.render(100000 + k)
+        stem = f'frame{k}'
+        cv2.imwrite(str(root / 'images' / f'{stem}.png'), frame.rgb[..., ::-1])
+        cv2.imwrite(str(root / 'masks' / f'{stem}.png'), (frame.instances > 0).astype(np.uint8))
+        cv2.imwrite(str(root / 'ignore' / f'{stem}.png'),
+                    (~np.isfinite(frame.depth_m)).astype(np.uint8) * 255)
+        np.save(root / 'depth' / f'{stem}.npy', frame.depth_m)
+        np.savetxt(root / 'intrinsics' / f'{stem}.txt', frame.K)
+    return root
+
+
+def run_cli(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, '-m', 'seg_perception.cli', 'evaluate', '--mode',
+                           'frames', *args], capture_output=True, text=True, cwd=REPO,
+                          timeout=600)
+
+
+def test_item_scores_and_hits() -> None:
+    truth = np.zeros((4, 4), bool)
+    truth[:2] = True
+    predicted = np.zeros((4, 4), bool)
+    predicted[1:3] = True
+    scores = item_scores(predicted, truth, np.ones((4, 4), bool))
+    assert scores['iou'] == pytest.approx(4 / 12) and scores['precision'] == 0.5
+    scored = np.ones((4, 4), bool)
+    scored[2] = False                    # the false positives are not scored
+    assert item_scores(predicted, truth, scored)['precision'] == 1.0
+
+    class Candidate:
+        def __init__(self, u: int, v: int) -> None:
+            self.pixel = (u, v)
+    assert candidate_hits([Candidate(0, 0), Candidate(0, 3), Candidate(9, 9)], truth) == (
+        3, [True, False, False])
+
+
+def test_frames_report_with_grasps(tmp_path: Path) -> None:
+    folder = write_folder(tmp_path / 'cell')
+    out = tmp_path / 'report'
+    result = run_cli('--images', str(folder / 'images'), '--masks', str(folder / 'masks'),
+                     '--ignore', str(folder / 'ignore'), '--grasp', '--depth',
+                     str(folder / 'depth'), '--intrinsics', str(folder / 'intrinsics'),
+                     '--container', 'auto', '--out', str(out))
+    assert result.returncode == 0, result.stderr
+    assert 'candidates on items' in result.stdout
+    report = json.loads((out / 'report.json').read_text())
+    assert report['frames'] == 2 and report['container_mode'] == 'auto'
+    assert 0.3 < report['item_iou_mean'] <= 1.0
+    assert report['candidates'] > 0 and report['candidates_on_items_share'] >= 0.8
+    assert sorted(p.name for p in (out / 'overlays').iterdir()) == ['frame0.png', 'frame1.png']
+    assert '| frame0 |' in (out / 'report.md').read_text()
+
+
+def test_bad_folders_exit_with_a_reason_and_write_nothing(tmp_path: Path) -> None:
+    folder = write_folder(tmp_path / 'cell', count=1)
+    out = tmp_path / 'report'
+    missing = run_cli('--images', str(folder / 'images'), '--masks', str(tmp_path / 'nope'),
+                      '--out', str(out))
+    assert missing.returncode != 0 and 'masks folder' in missing.stderr
+    assert len(missing.stderr.strip().splitlines()) == 1
+    no_depth = run_cli('--images', str(folder / 'images'), '--masks', str(folder / 'masks'),
+                       '--grasp', '--out', str(out))
+    assert no_depth.returncode != 0 and '--grasp needs --depth' in no_depth.stderr
+    cv2.imwrite(str(folder / 'masks' / 'frame0.png'), np.zeros((10, 10), np.uint8))
+    with pytest.raises(FramesError, match='mask is 10x10, image is 640x480'):
+        load_frames(folder / 'images', folder / 'masks')
+    small = run_cli('--images', str(folder / 'images'), '--masks', str(folder / 'masks'),
+                    '--out', str(out))
+    assert small.returncode != 0 and 'mask is 10x10' in small.stderr
+    assert not out.exists() and not list(tmp_path.glob('.report.*'))
+
+
+def test_arc2017_frames_folder(shared_data: Path, tmp_path: Path) -> None:
+    """The real ARC frames export into the folder format with masks from the empty tote."""
+    from seg_perception.evaluation.arc2017 import export
+    stems = export(shared_data, tmp_path / 'arc')
+    frames = load_frames(tmp_path / 'arc' / 'images', tmp_path / 'arc' / 'masks',
+                         ignore=tmp_path / 'arc' / 'ignore', depth=tmp_path / 'arc' / 'depth',
+                         intrinsics=tmp_path / 'arc' / 'intrinsics',
+                         empty=tmp_path / 'arc' / 'empty')
+    assert [f.stem for f in frames] == sorted(stems) and len(frames) == 3
+    for frame in frames:
+        assert frame.depth_m.shape == frame.rgb.shape[:2] == (480, 640)
+        share = float(frame.item_mask[frame.scored].mean())
+        assert 0.01 < share < 0.8, frame.stem          # items, but not the whole frame
