@@ -143,3 +143,55 @@ class ClassSet:
         ref = resources.files('seg_perception.resources').joinpath('classes.yaml')
         with resources.as_file(ref) as path:
             return cls.from_yaml(path)
+
+
+def parse_grasp_modes(entries: Sequence[str]) -> dict[str, tuple[str, ...]]:
+    """Parse 'name=mode[,mode]' entries (a ROS string-array parameter) into name -> modes.
+
+    Raises ClassSetError for a malformed entry, an unknown mode or a name given twice.
+    """
+    modes: dict[str, tuple[str, ...]] = {}
+    for entry in entries:
+        name, sep, text = str(entry).partition('=')
+        name = name.strip()
+        values = tuple(v.strip() for v in text.split(',') if v.strip())
+        if not sep or not name or not values:
+            raise ClassSetError(f"grasp_modes entry {entry!r} is not 'class=mode[,mode]'")
+        bad = [v for v in values if v not in GRASP_MODES]
+        if bad:
+            raise ClassSetError(f'grasp_modes entry {entry!r}: unknown modes {bad}; use '
+                                f'{GRASP_MODES}')
+        if name in modes:
+            raise ClassSetError(f'grasp_modes names {name!r} twice')
+        modes[name] = values
+    return modes
+
+
+def class_set_from_label_info(ids: Sequence[int], names: Sequence[str],
+                              colors_rgb: Sequence[tuple[float, float, float]],
+                              graspable: Sequence[str],
+                              grasp_modes: Mapping[str, tuple[str, ...]]) -> ClassSet:
+    """Build the class set of a LabelInfo message (parallel arrays; colours 0..1).
+
+    Only the `graspable` classes get grasp modes: from `grasp_modes`, else the built-in class
+    of that name, else suction. Raises ClassSetError when the arrays disagree or a graspable
+    class is not among the names.
+    """
+    if not (len(ids) == len(names) and (not colors_rgb or len(colors_rgb) == len(ids))):
+        raise ClassSetError(f'LabelInfo arrays differ in length: {len(ids)} ids, {len(names)} '
+                            f'names, {len(colors_rgb)} colours')
+    missing = [n for n in graspable if n not in names]
+    if missing:
+        raise ClassSetError(f"graspable classes {missing} are not among the labels' classes "
+                            f'{list(names)}')
+    builtin = {c.name: c.grasp for c in ClassSet.default()}
+    classes = []
+    for k, (class_id, name) in enumerate(zip(ids, names)):
+        colour = colors_rgb[k] if colors_rgb else (0.5, 0.5, 0.5)
+        modes: tuple[str, ...] = ()
+        if name in graspable:
+            modes = tuple(grasp_modes.get(name) or builtin.get(name) or ('suction',))
+        classes.append(ClassInfo(id=int(class_id), name=str(name),
+                                 color=tuple(int(round(255 * min(max(float(v), 0.0), 1.0)))
+                                             for v in colour[:3]), grasp=modes))
+    return ClassSet(classes)

@@ -11,7 +11,8 @@ are late messages older than the last emitted stamp of their input. Dropped mess
 A stamp further than `max_jump_ns` from the newest one seen (a camera clock jump after NTP, a bag
 loop restarting, one frame stamped in the far future) resets every queue instead of poisoning
 the synchronizer for good (later normal stamps would all be "too late"); resets are counted in
-`stamp_jumps`.
+`stamp_jumps`. A reset needs two messages beyond the jump: a single straggler from before it is
+dropped instead.
 """
 
 from __future__ import annotations
@@ -53,6 +54,7 @@ class ApproximateTimeSynchronizer:
         self.max_jump_ns = None if max_jump_ns is None else int(max_jump_ns)
         self.stamp_jumps = 0
         self._newest_ns: int | None = None
+        self._pending_jump: tuple[int, int, Any] | None = None    # (stamp, input, message)
         self.num_inputs = int(num_inputs)
         self.queue_size = int(queue_size)
         self.slop_ns = int(slop_ns)
@@ -96,9 +98,26 @@ class ApproximateTimeSynchronizer:
         newest = self._newest_ns
         if (self.max_jump_ns is not None and newest is not None
                 and abs(stamp_ns - newest) > self.max_jump_ns):
+            pending = self._pending_jump
+            if pending is None or abs(stamp_ns - pending[0]) > self.max_jump_ns:
+                # One message far from the others may be a straggler: hold it until a second
+                # message confirms the jump (a new clock epoch sends a whole set).
+                if pending is not None:
+                    self.dropped[pending[1]] += 1
+                self._pending_jump = (stamp_ns, index, msg)
+                return None
+            self._pending_jump = None
             self.stamp_jumps += 1
             self._reset_locked()
+            self._newest_ns = pending[0]
+            self._match_locked(*pending)         # cannot match alone: the queues are empty
+        elif self._pending_jump is not None:
+            self.dropped[self._pending_jump[1]] += 1    # it was a straggler after all
+            self._pending_jump = None
         self._newest_ns = stamp_ns if self._newest_ns is None else max(self._newest_ns, stamp_ns)
+        return self._match_locked(stamp_ns, index, msg)
+
+    def _match_locked(self, stamp_ns: int, index: int, msg: Any) -> tuple[Any, ...] | None:
         last = self._last_emitted_ns[index]
         if last is not None and stamp_ns <= last:
             self.dropped[index] += 1  # too late: its input already emitted a newer set

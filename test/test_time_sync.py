@@ -196,3 +196,18 @@ def test_max_jump_must_exceed_the_slop():
     with pytest.raises(TimeSyncError, match='max_jump_ns'):
         ApproximateTimeSynchronizer(num_inputs=2, queue_size=2, slop_ns=10,
                                     callback=print, max_jump_ns=10)
+
+
+def test_a_straggler_from_before_a_jump_does_not_reset_again():
+    """After a jump to a new epoch, one late message of the old one is dropped, not a reset
+    that would throw away the new epoch's half-matched set."""
+    sync, sets = _jump_sync()
+    sync.add(0, 10 * SECOND, 'a10')
+    sync.add(1, 10 * SECOND, 'b10')
+    sync.add(0, 100 * SECOND, 'a100')       # new epoch: held ...
+    sync.add(1, 100 * SECOND, 'b100')       # ... confirmed, and matched
+    sync.add(0, 101 * SECOND, 'a101')
+    sync.add(1, 11 * SECOND, 'b11_late')   # straggler of the old epoch
+    sync.add(1, 101 * SECOND, 'b101')
+    assert sets == [('a10', 'b10'), ('a100', 'b100'), ('a101', 'b101')]
+    assert sync.stamp_jumps == 1

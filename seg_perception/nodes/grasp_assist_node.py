@@ -8,6 +8,7 @@ that runs the ROS-free GraspPipeline and publishes with the depth image's header
 
 from __future__ import annotations
 
+import dataclasses
 import sys
 import threading
 from typing import Any
@@ -21,9 +22,10 @@ from sensor_msgs.msg import CameraInfo, Image, PointCloud2
 from std_srvs.srv import Trigger
 from visualization_msgs.msg import MarkerArray
 
-from seg_interfaces.msg import GraspCandidateArray
+from seg_interfaces.msg import GraspCandidateArray, LabelInfo
 from seg_interfaces.srv import GetGraspCandidates
-from seg_perception.classes import ClassSet
+from seg_perception.classes import class_set_from_label_info, ClassSet, ClassSetError, \
+    parse_grasp_modes
 from seg_perception.conversions import array_to_pointcloud2, image_to_numpy, ImageConversionError
 from seg_perception.conversions.color import as_rgb8
 from seg_perception.frame_mailbox import LatestMailbox
@@ -38,7 +40,7 @@ from seg_perception.monitoring import LatencyStats, ProblemCounter, RateMeter
 from seg_perception.nodes.diagnostics import DiagnosticsPublisher
 from seg_perception.nodes.grasp_messages import candidate_array, marker_array, pose_array
 from seg_perception.nodes.parameters import declare_parameters, ParamSpec
-from seg_perception.nodes.qos import sensor_qos
+from seg_perception.nodes.qos import latched_qos, sensor_qos
 from seg_perception.nodes.runner import run_node
 from seg_perception.time_sync import ApproximateTimeSynchronizer, stamp_ns
 
@@ -65,8 +67,14 @@ PARAMETERS = (
               'a frame from the far future) resets the synchronizer and is counted'),
     ParamSpec('qos_reliability', 'best_effort', 'Input QoS reliability (REP 2003 sensor data)'),
     ParamSpec('output_qos_reliability', 'reliable', 'Output QoS reliability'),
+    ParamSpec('label_info_topic', '',
+              "LabelInfo of the labels, latched ('' = <labels_topic folder>/label_info): the "
+              'class ids and names; the built-in class set only when no LabelInfo is published'),
     ParamSpec('graspable_classes', list(_DEFAULTS.graspable_classes),
-              'Classes whose pixels are pickable items (names from the class set)'),
+              "Classes whose pixels are pickable items (names from the labels' class set)"),
+    ParamSpec('grasp_modes', [],
+              "Grasp modes per class, 'name=suction,parallel' entries ([] = the built-in "
+              "class's modes, else suction)", type_=Parameter.Type.STRING_ARRAY),
     ParamSpec('erosion_px', _DEFAULTS.erosion_px, 'Erode class masks by this many pixels'),
     ParamSpec('discontinuity_m', _DEFAULTS.discontinuity_m,
               'Drop pixels whose depth jumps more than this to a neighbour'),
@@ -127,6 +135,12 @@ def grasp_config_from_parameters(p: dict[str, Any]) -> GraspConfig:
     return GraspConfig(**kwargs)
 
 
+def label_info_topic_for(labels_topic: str) -> str:
+    """Return segmentation_node's LabelInfo topic beside a labels topic."""
+    folder, _, _ = labels_topic.rpartition('/')
+    return f'{folder}/label_info' if folder else 'label_info'
+
+
 def same_aspect(size_a: tuple[int, int], size_b: tuple[int, int]) -> bool:
     """Return True when two (width, height) sizes have the same aspect ratio within 2 %."""
     (wa, ha), (wb, hb) = size_a, size_b
@@ -153,10 +167,18 @@ class GraspAssistNode(Node):
         super().__init__('grasp_assist_node', **kwargs)
         p = declare_parameters(self, PARAMETERS)
         self.params = p
-        self.class_set = ClassSet.default()
+        self._grasp_modes = parse_grasp_modes(p['grasp_modes'])
+        builtin = ClassSet.default()
         container = container_config_from_parameters(p)
-        self.pipeline = GraspPipeline(grasp_config_from_parameters(p), self.class_set,
-                                      container=container)
+        # Until a LabelInfo says otherwise, the built-in classes (names it lacks may come with
+        # the LabelInfo of another model, e.g. VOC's 'bottle').
+        config = grasp_config_from_parameters(p)
+        self._wanted_classes = tuple(config.graspable_classes)
+        known = tuple(n for n in self._wanted_classes if n in builtin.names)
+        self.pipeline = GraspPipeline(dataclasses.replace(config, graspable_classes=known),
+                                      builtin, container=container)
+        self.class_source = 'built-in (no LabelInfo yet)'
+        self._label_info_topic = p['label_info_topic'] or label_info_topic_for(p['labels_topic'])
         self._reference_depth: np.ndarray | None = None   # loaded, set on the first frame
         if p['container_reference_file']:
             if container.mode != 'reference':
@@ -212,6 +234,8 @@ class GraspAssistNode(Node):
                                                     out_qos)
         self.pub_poses = self.create_publisher(PoseArray, topic('candidate_poses'), out_qos)
         self.pub_markers = self.create_publisher(MarkerArray, topic('markers'), out_qos)
+        self.create_subscription(LabelInfo, self._label_info_topic, self._on_label_info,
+                                 latched_qos())
         self.create_service(GetGraspCandidates, topic('get_grasp_candidates'), self._on_service,
                             callback_group=MutuallyExclusiveCallbackGroup())
         self.create_service(Trigger, topic('capture_container_reference'), self._on_capture,
@@ -233,6 +257,23 @@ class GraspAssistNode(Node):
             self._problem('stamp_jump', f'{name} stamp {stamp_ns(msg) / 1e9:.3f} s jumped more '
                           f'than max_stamp_jump_s from the newest one; synchronizer reset')
 
+    def _on_label_info(self, msg: LabelInfo) -> None:
+        """Take the class ids and names of the labels from their LabelInfo (and follow it)."""
+        colours = [(c.r, c.g, c.b) for c in msg.colors]
+        try:
+            classes = class_set_from_label_info(list(msg.class_ids), list(msg.class_names),
+                                                colours, self._wanted_classes, self._grasp_modes)
+        except ClassSetError as exc:
+            self._problem('label_info_refused', f'LabelInfo of model {msg.model_name!r} '
+                          f'refused: {exc}')
+            return
+        config = dataclasses.replace(self.pipeline.config,
+                                     graspable_classes=self._wanted_classes)
+        self.pipeline = GraspPipeline(config, classes, container=self.pipeline.container)
+        self.class_source = f'LabelInfo of model {msg.model_name!r}'
+        self.get_logger().info(f'classes from {self.class_source}: graspable '
+                               f'{[c.name for c in classes.graspable()]}')
+
     def _on_synchronized(self, *msgs: Image) -> None:
         self.mailbox.put('frame', msgs)
 
@@ -253,6 +294,17 @@ class GraspAssistNode(Node):
                 self._problem('processing_error', f'frame processing failed: {exc!r}')
 
     def _process(self, msgs: dict[str, Any]) -> None:
+        if self.class_source.startswith('built-in'):
+            if self.count_publishers(self._label_info_topic):
+                self._problem('waiting_for_label_info', f'a LabelInfo publisher is on '
+                              f'{self._label_info_topic} but no LabelInfo arrived yet: frames '
+                              'wait for the class set')
+                return
+            missing = [n for n in self._wanted_classes if n not in self.pipeline.class_set.names]
+            if missing:
+                self._problem('graspable_class_unknown', f'graspable classes {missing} are not '
+                              'in the built-in class set and no LabelInfo is published on '
+                              f'{self._label_info_topic}')
         info, depth_msg = msgs['camera_info'], msgs['depth']
         try:
             camera = PinholeCamera.from_camera_info(info.k, info.p, info.width or depth_msg.width,
@@ -386,8 +438,8 @@ class GraspAssistNode(Node):
                                                      organized_shape=shape))
         self.pub_candidates.publish(candidate_array(result.candidates, header))
         self.pub_poses.publish(pose_array(result.candidates, header))
-        self.pub_markers.publish(marker_array(result.candidates, header, self.class_set,
-                                              result.container))
+        self.pub_markers.publish(marker_array(result.candidates, header,
+                                              self.pipeline.class_set, result.container))
 
     # --- service: the latest frame, or the next one within the timeout
     def _on_service(self, request: Any, response: Any) -> Any:
@@ -436,7 +488,8 @@ class GraspAssistNode(Node):
         values.update({
             'frames_processed': self.rates['processed'].total,
             'sync_emitted': self.sync.emitted, 'sync_dropped': sum(self.sync.dropped),
-            'stamp_jumps': self.sync.stamp_jumps,
+            'stamp_jumps': self.sync.stamp_jumps, 'class_source': self.class_source,
+            'graspable_classes': ' '.join(self.pipeline.config.graspable_classes),
             'mailbox_dropped': self.mailbox.total_dropped(),
             'frame_ms_p50': self.frame_ms.percentile(50),
             'frame_ms_p95': self.frame_ms.percentile(95),

@@ -152,10 +152,10 @@ def test_reference_captured_by_service(ros_probe, tote_frame) -> None:
         assert future.done() and future.result().success, future.result()
         assert 'reference container' in future.result().message
         # The captured frame is its own empty container: nothing of it is graspable.
-        feeder.send(tote_frame, 100, labels=tote_as_box(tote_frame))
-        assert wait_until(lambda: any(m.header.stamp.sec == 100 for m in candidates.messages),
-                          30.0)
-        last = [m for m in candidates.messages if m.header.stamp.sec == 100][-1]
+        feeder.send(tote_frame, sec + 1, labels=tote_as_box(tote_frame))
+        assert wait_until(lambda: any(m.header.stamp.sec == sec + 1
+                                      for m in candidates.messages), 30.0)
+        last = [m for m in candidates.messages if m.header.stamp.sec == sec + 1][-1]
         assert not last.candidates
         assert wait_until(lambda: (container_status(diagnostics) or {}).get('reason')
                           == 'reference', 30.0)

@@ -162,9 +162,45 @@ def test_unknown_depth_encoding_and_missing_camera_info_are_counted(ros_probe, f
 
 
 def test_bad_parameters_exit_with_a_reason() -> None:
-    with NodeProcess(NODE, params={'graspable_classes': ['forklift']}) as proc:
+    with NodeProcess(NODE, params={'grasp_modes': ['box=teleport']}) as proc:
         assert proc.wait(timeout_s=60.0) != 0
-        assert 'forklift' in proc.output and 'Traceback' not in proc.output
+        assert 'teleport' in proc.output and 'Traceback' not in proc.output
+
+
+def test_classes_come_from_label_info(ros_probe, frames) -> None:
+    """A model whose classes are not the built-in ones (Pascal VOC, as the ONNX model in
+    ../shared): with its LabelInfo, label id 5 is 'bottle', and candidates are on bottles."""
+    from std_msgs.msg import ColorRGBA
+    from seg_interfaces.msg import LabelInfo
+    from seg_perception.nodes.qos import latched_qos
+    voc = ('background aeroplane bicycle bird boat bottle bus car cat chair cow diningtable '
+           'dog horse motorbike person pottedplant sheep sofa train tvmonitor').split()
+    diagnostics = ros_probe.subscribe(DiagnosticArray, '/diagnostics', 10)
+    candidates = ros_probe.subscribe(GraspCandidateArray, '/voc/grasp/candidates', RELIABLE)
+    params = {'qos_reliability': 'reliable', 'diagnostics_period_s': 0.5,
+              'graspable_classes': ['bottle'], 'grasp_modes': ['bottle=suction']}
+    with NodeProcess(NODE, params=params, remaps={'__ns': '/voc'}) as proc:
+        feeder = GraspFeeder(ros_probe, ns='/voc/', with_color=False)
+        frame = frames[0]
+        labels = np.where(frame.instances > 0, 5, 0).astype(np.uint8)
+        # No LabelInfo yet: 'bottle' is not a built-in class, and the node says so.
+        feeder.send(frame, 900, labels=labels)
+        assert not _stamped(candidates, 900).candidates
+        assert wait_until(lambda: _problem_total(diagnostics, 'problem:graspable_class_unknown')
+                          >= 1, 20.0)
+        info = LabelInfo(class_ids=list(range(21)), class_names=voc, unlabeled_id=255,
+                         model_name='deeplabv3_mnv2_voc',
+                         colors=[ColorRGBA(r=0.5, g=0.5, b=0.5, a=1.0)] * 21)
+        publisher = ros_probe.node.create_publisher(LabelInfo,
+                                                    '/voc/color/segmentation/label_info',
+                                                    latched_qos())
+        publisher.publish(info)
+        assert wait_until(lambda: 'classes from LabelInfo' in proc.output, 20.0)
+        feeder.send(frame, 901, labels=labels)
+        got = _stamped(candidates, 901).candidates
+        assert got and {c.class_name for c in got} == {'bottle'}
+        assert {c.class_id for c in got} == {5} and {c.grasp_type for c in got} == {'suction'}
+        assert proc.is_running()
 
 
 def test_a_frame_from_the_far_future_does_not_stop_the_node(running_node, ros_probe, frames):
