@@ -40,7 +40,7 @@ from seg_perception.monitoring import LatencyStats, ProblemCounter, RateMeter
 from seg_perception.nodes.diagnostics import DiagnosticsPublisher
 from seg_perception.nodes.grasp_messages import candidate_array, marker_array, pose_array
 from seg_perception.nodes.parameters import declare_parameters, ParamSpec
-from seg_perception.nodes.qos import latched_qos, sensor_qos
+from seg_perception.nodes.qos import FollowingSubscription, latched_qos, sensor_qos
 from seg_perception.nodes.runner import run_node
 from seg_perception.time_sync import ApproximateTimeSynchronizer, stamp_ns
 
@@ -65,7 +65,9 @@ PARAMETERS = (
     ParamSpec('max_stamp_jump_s', 5.0,
               'A stamp jumping further than this from the newest one (clock jump, looping bag, '
               'a frame from the far future) resets the synchronizer and is counted'),
-    ParamSpec('qos_reliability', 'best_effort', 'Input QoS reliability (REP 2003 sensor data)'),
+    ParamSpec('qos_reliability', 'auto',
+              "Input QoS reliability: 'auto' follows each input's publishers (a reliable camera "
+              "delivers every frame even over UDP), or 'best_effort' / 'reliable'"),
     ParamSpec('output_qos_reliability', 'reliable', 'Output QoS reliability'),
     ParamSpec('label_info_topic', '',
               "LabelInfo of the labels, latched ('' = <labels_topic folder>/label_info): the "
@@ -221,11 +223,12 @@ class GraspAssistNode(Node):
             slop_ns=int(p['sync_slop_s'] * 1e9), callback=self._on_synchronized,
             max_jump_ns=int(p['max_stamp_jump_s'] * 1e9))
         self._stamp_jumps_seen = 0
-        in_qos = sensor_qos(p['qos_reliability'], int(p['queue_size']))
-        for index, (name, topic, msg_type) in enumerate(inputs):
-            self.create_subscription(msg_type, topic,
-                                     lambda msg, i=index, n=name: self._on_input(i, n, msg),
-                                     in_qos)
+        self.inputs = [FollowingSubscription(
+            self, msg_type, topic, lambda msg, i=index, n=name: self._on_input(i, n, msg),
+            reliability=p['qos_reliability'], depth=int(p['queue_size']),
+            on_change=lambda old, new, t=topic: self.get_logger().info(
+                f'{t}: input reliability {old} -> {new} (following its publishers)'))
+            for index, (name, topic, msg_type) in enumerate(inputs)]
         out_qos = sensor_qos(p['output_qos_reliability'], 5)
         ns = p['output_namespace'].rstrip('/')
         topic = (lambda name: f'{ns}/{name}' if ns else name)
@@ -485,6 +488,8 @@ class GraspAssistNode(Node):
         values: dict[str, object] = {f'{k}_rate_hz': m.rate_hz() for k, m in self.rates.items()}
         values.update({f'{name}_age_s': self.rates[name].seconds_since_last() or 0.0
                        for name in self._input_names})
+        values.update({f'{name}_reliability': sub.current
+                       for name, sub in zip(self._input_names, self.inputs)})
         values.update({
             'frames_processed': self.rates['processed'].total,
             'sync_emitted': self.sync.emitted, 'sync_dropped': sum(self.sync.dropped),

@@ -31,7 +31,7 @@ from seg_perception.frame_mailbox import LatestMailbox
 from seg_perception.monitoring import LatencyStats, ProblemCounter, RateMeter
 from seg_perception.nodes.diagnostics import DiagnosticsPublisher
 from seg_perception.nodes.parameters import declare_parameters, parameter_dict, ParamSpec
-from seg_perception.nodes.qos import latched_qos, sensor_qos
+from seg_perception.nodes.qos import FollowingSubscription, latched_qos, sensor_qos
 from seg_perception.nodes.runner import run_node
 from seg_perception.segmentation.engine import EngineConfig, SegmentationEngine
 from seg_perception.segmentation.node_settings import (
@@ -63,7 +63,9 @@ PARAMETERS = (
               runtime=True),
     ParamSpec('min_region_pixels', 0, 'Relabel connected regions smaller than this (0 = off)',
               runtime=True),
-    ParamSpec('qos_reliability', 'best_effort', 'Input QoS reliability (REP 2003: best_effort)'),
+    ParamSpec('qos_reliability', 'auto',
+              "Input QoS reliability: 'auto' follows each camera's publishers (a reliable "
+              "camera delivers every frame even over UDP), or 'best_effort' / 'reliable'"),
     ParamSpec('output_qos_reliability', 'reliable', 'Output QoS reliability'),
     ParamSpec('qos_depth', 1, 'Input queue depth (1 = newest frame only)'),
     ParamSpec('max_rate_hz', 0.0, 'Upper bound on processed frames/s per node (0 = unlimited)',
@@ -123,14 +125,16 @@ class SegmentationWork:
         self.problems = ProblemCounter()
         self.inference_ms = LatencyStats()
         self.mailbox = LatestMailbox()
-        in_qos = sensor_qos(s.qos_reliability, s.qos_depth)
         self._out_qos = sensor_qos(s.output_qos_reliability, 5)
         self.cameras = [_Camera(t) for t in s.image_topics]
         for cam in self.cameras:
             msg_type = CompressedImage if cam.compressed else Image
-            self._entities.append(self.create_subscription(
-                msg_type, cam.topic, lambda msg, c=cam: self._on_image(c, msg), in_qos,
-                raw=not cam.compressed))
+            cam.input = FollowingSubscription(
+                self, msg_type, cam.topic, lambda msg, c=cam: self._on_image(c, msg),
+                reliability=s.qos_reliability, depth=s.qos_depth, raw=not cam.compressed,
+                on_change=lambda old, new, t=cam.topic: self.get_logger().info(
+                    f'{t}: input reliability {old} -> {new} (following its publishers)'))
+            self._entities.append(cam.input)
             for name in ('labels', 'overlay', 'confidence'):
                 cam.publishers[name] = self.create_publisher(Image, cam.out(name), self._out_qos)
             cam.publishers['label_info'] = self.create_publisher(
@@ -159,7 +163,9 @@ class SegmentationWork:
             self._entities.extend(cam.mask_publishers.values())
             cam.mask_publishers.clear()
         for entity in self._entities:
-            if isinstance(entity, Subscription):
+            if isinstance(entity, FollowingSubscription):
+                entity.destroy()
+            elif isinstance(entity, Subscription):
                 self.destroy_subscription(entity)
             elif isinstance(entity, Timer):
                 self.destroy_timer(entity)
@@ -316,6 +322,7 @@ class SegmentationWork:
                 'frames_received': cam.received.total,
                 'frames_published': cam.published.total,
                 'frames_dropped': self.mailbox.dropped.get(cam.topic, 0),
+                'input_reliability': cam.input.current,
                 'end_to_end_ms_p50': cam.end_to_end_ms.percentile(50),
                 'end_to_end_ms_p95': cam.end_to_end_ms.percentile(95),
                 'inference_ms_p50': self.inference_ms.percentile(50),

@@ -81,7 +81,7 @@ class SegmentationNodeSettings:
             raise SettingsError(f'image_topics has duplicates: {list(self.image_topics)}')
         _choice('precision', self.precision, PRECISIONS)
         _choice('upsample', self.upsample, UPSAMPLING)
-        _choice('qos_reliability', self.qos_reliability, RELIABILITIES)
+        _choice('qos_reliability', self.qos_reliability, ('auto',) + RELIABILITIES)
         _choice('output_qos_reliability', self.output_qos_reliability, RELIABILITIES)
         if not self.device or not (self.device in ('auto', 'cpu', 'cuda')
                                    or self.device.startswith('cuda:')):
