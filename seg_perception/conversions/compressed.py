@@ -25,7 +25,8 @@ from seg_perception.conversions.encodings import (
 )
 from seg_perception.conversions.image import message_buffer
 
-__all__ = ['compressed_to_numpy', 'numpy_to_compressed', 'COMPRESSED_FORMATS', 'PASSTHROUGH']
+__all__ = ['compressed_image_size', 'compressed_to_numpy', 'numpy_to_compressed',
+           'COMPRESSED_FORMATS', 'PASSTHROUGH']
 
 #: compression formats understood by `numpy_to_compressed`
 COMPRESSED_FORMATS = ('jpeg', 'png')
@@ -43,14 +44,50 @@ _DECODED_TO_DESIRED = {
 }
 
 
-def compressed_to_numpy(msg: Any, desired: str = RGB8) -> np.ndarray:
+def compressed_image_size(data: Any) -> tuple[int, int] | None:
+    """Return (width, height) announced by a PNG or JPEG header, None for other data.
+
+    Read before decoding, so that a 249 kB PNG announcing 16000x16000 pixels (a decompression
+    bomb: 768 MB of pixels) can be refused without allocating them.
+    """
+    head = bytes(memoryview(data)[:65536])
+    if head[:8] == b'\x89PNG\r\n\x1a\n' and head[12:16] == b'IHDR' and len(head) >= 24:
+        return int.from_bytes(head[16:20], 'big'), int.from_bytes(head[20:24], 'big')
+    if head[:2] != b'\xff\xd8':
+        return None
+    pos = 2
+    while pos + 9 <= len(head):
+        if head[pos] != 0xFF:
+            return None
+        marker = head[pos + 1]
+        if marker in (0xD8, 0x01) or 0xD0 <= marker <= 0xD7:
+            pos += 2
+            continue
+        length = int.from_bytes(head[pos + 2:pos + 4], 'big')
+        if marker in (0xC0, 0xC1, 0xC2, 0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB, 0xCD, 0xCE,
+                      0xCF):   # start of frame: precision, height, width
+            return (int.from_bytes(head[pos + 7:pos + 9], 'big'),
+                    int.from_bytes(head[pos + 5:pos + 7], 'big'))
+        pos += 2 + length
+    return None
+
+
+def compressed_to_numpy(msg: Any, desired: str = RGB8, *,
+                        max_pixels: int | None = None) -> np.ndarray:
     """Decode a jpeg/png CompressedImage into `desired` ('rgb8', 'bgr8', 'mono8', 'mono16', ...).
 
-    'passthrough' returns what the codec holds (BGR(A), mono8 or mono16).
+    'passthrough' returns what the codec holds (BGR(A), mono8 or mono16). With `max_pixels`, an
+    image whose header announces more pixels is refused before decoding.
     """
     buffer = message_buffer(msg.data)
     if buffer.size == 0:
         raise ImageConversionError(f'compressed image ({msg.format!r}) has no data')
+    if max_pixels is not None:
+        size = compressed_image_size(buffer)
+        if size is not None and size[0] * size[1] > max_pixels:
+            raise ImageConversionError(
+                f'too_many_pixels: compressed image announces {size[0]}x{size[1]} = '
+                f'{size[0] * size[1]} pixels, over max_input_pixels {max_pixels}')
     decoded = cv2.imdecode(buffer, cv2.IMREAD_UNCHANGED)
     if decoded is None:
         raise ImageConversionError(

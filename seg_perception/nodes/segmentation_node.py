@@ -74,7 +74,17 @@ PARAMETERS = (
     ParamSpec('warmup_iterations', 2, 'Forward passes run at start-up before frames arrive'),
     ParamSpec('diagnostics_period_s', 1.0, 'Period of /diagnostics messages, seconds'),
     ParamSpec('stale_after_s', 3.0, 'A camera with no frame for this long is reported stale'),
+    ParamSpec('max_input_pixels', 4096 * 4096,
+              'Larger images, including compressed ones whose header announces more, are '
+              'refused before decoding (a decompression bomb stalls every camera)'),
 )
+
+
+def _reason_of(exc: Exception) -> str:
+    """Return a refused frame's reason token: the message's leading 'token:' or the error's
+    class name."""
+    head, sep, _ = str(exc).partition(':')
+    return head if sep and head.isidentifier() else type(exc).__name__
 
 
 class _Camera:
@@ -255,9 +265,14 @@ class SegmentationWork:
 
     def _decode(self, cam: _Camera, msg: Any) -> tuple[Any, Any]:
         """Return (rgb8 frame, header) of a CompressedImage or a serialized Image."""
+        limit = self.settings.max_input_pixels
         if cam.compressed:
-            return compressed_to_numpy(msg, desired='rgb8'), msg.header
+            return compressed_to_numpy(msg, desired='rgb8', max_pixels=limit), msg.header
         image = decode_image(msg)
+        if image.width * image.height > limit:
+            raise ImageConversionError(f'too_many_pixels: image is {image.width}x{image.height}'
+                                       f' = {image.width * image.height} pixels, over '
+                                       f'max_input_pixels {limit}')
         return as_rgb8(image_to_numpy(image), image.encoding), image.header
 
     def _process(self, batch: list[tuple[_Camera, tuple[Any, int]]]) -> None:
@@ -268,7 +283,7 @@ class SegmentationWork:
                 frames.append(frame)
                 valid.append((cam, header, received_ns))
             except (ImageConversionError, ValueError) as exc:
-                reason = f'bad_input:{type(exc).__name__}'
+                reason = f'bad_input:{_reason_of(exc)}'
                 if self.problems.report(reason, str(exc)):
                     self.get_logger().warning(
                         f'{cam.topic}: frame refused ({exc}); counted in diagnostics, '

@@ -43,6 +43,7 @@ class SegmentationNodeSettings:
     warmup_iterations: int
     diagnostics_period_s: float
     stale_after_s: float
+    max_input_pixels: int = 4096 * 4096
 
     @classmethod
     def from_mapping(cls, values: Mapping[str, Any]) -> 'SegmentationNodeSettings':
@@ -68,7 +69,8 @@ class SegmentationNodeSettings:
             torch_threads=int(values['torch_threads']),
             warmup_iterations=int(values['warmup_iterations']),
             diagnostics_period_s=float(values['diagnostics_period_s']),
-            stale_after_s=float(values['stale_after_s']))
+            stale_after_s=float(values['stale_after_s']),
+            max_input_pixels=int(values.get('max_input_pixels', 4096 * 4096)))
         settings.validate()
         return settings
 
@@ -101,6 +103,8 @@ class SegmentationNodeSettings:
             raise SettingsError(f'qos_depth must be >= 1, got {self.qos_depth}')
         if self.diagnostics_period_s <= 0 or self.stale_after_s <= 0:
             raise SettingsError('diagnostics_period_s and stale_after_s must be positive')
+        if self.max_input_pixels < 1:
+            raise SettingsError(f'max_input_pixels must be >= 1, got {self.max_input_pixels}')
         if class_set is not None:
             unknown = [c for c in self.classes_to_mask if c not in class_set.names]
             if unknown:

@@ -71,3 +71,25 @@ def test_errors_name_the_problem():
         numpy_to_compressed(np.zeros((4, 4), np.uint16), 'jpeg')
     with pytest.raises(ImageConversionError, match='mono16 from a 3-channel'):
         compressed_to_numpy(numpy_to_compressed(_scene(), 'png'), 'mono16')
+
+
+def _bomb_png(width: int, height: int) -> bytes:
+    """A tiny PNG whose header announces width x height (IHDR patched; never decoded)."""
+    ok, buf = cv2.imencode('.png', np.zeros((8, 8), np.uint8))
+    data = bytearray(buf.tobytes())
+    data[16:20], data[20:24] = width.to_bytes(4, 'big'), height.to_bytes(4, 'big')
+    return bytes(data)
+
+
+def test_header_sizes_and_a_decompression_bomb_is_refused_before_decoding() -> None:
+    """Fuzzing fault: a 249 kB PNG decoding to 16000x16000 stalled every camera for 7.7 s."""
+    from types import SimpleNamespace
+
+    from seg_perception.conversions.compressed import compressed_image_size
+    for ext in ('.png', '.jpg'):
+        ok, buf = cv2.imencode(ext, np.zeros((123, 456, 3), np.uint8))
+        assert compressed_image_size(buf.tobytes()) == (456, 123)
+    assert compressed_image_size(b'not an image') is None
+    bomb = SimpleNamespace(format='png', data=_bomb_png(16000, 16000))
+    with pytest.raises(ImageConversionError, match='too_many_pixels: .*16000x16000'):
+        compressed_to_numpy(bomb, max_pixels=4096 * 4096)

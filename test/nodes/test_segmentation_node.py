@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 
+import cv2
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
 import numpy as np
 import pytest
@@ -211,3 +212,33 @@ def test_two_cameras_one_compressed_are_segmented_at_their_own_sizes(ros_probe) 
     assert [(m.height, m.width) for m in left_out.messages] == [(240, 320)] * 3
     assert [(m.height, m.width) for m in right_out.messages] == [(120, 160)] * 3
     assert [m.header.stamp.sec for m in right_out.messages] == [600, 601, 602]
+
+
+def test_oversized_and_bomb_images_are_refused_before_decoding(ros_probe) -> None:
+    """Fuzzing fault: a PNG announcing 16000x16000 was decoded (7.7 s stall, 2.6 GB)."""
+    from sensor_msgs.msg import CompressedImage
+    diagnostics = ros_probe.subscribe(DiagnosticArray, '/diagnostics', 10)
+    params = node_params(image_topics=['big/image_raw', 'bomb/image_raw/compressed'],
+                         max_input_pixels=100_000)
+    with NodeProcess(NODE, params=params, remaps={'__ns': '/limits'}) as proc:
+        raw = ros_probe.node.create_publisher(Image, '/limits/big/image_raw', RELIABLE)
+        packed = ros_probe.node.create_publisher(CompressedImage,
+                                                 '/limits/bomb/image_raw/compressed', RELIABLE)
+        ros_probe.wait_for_subscribers(raw, timeout_s=60.0)
+        ros_probe.wait_for_subscribers(packed, timeout_s=60.0)
+        raw.publish(numpy_to_image(rgb_frame(480, 640, 0), 'rgb8'))   # 307,200 px > 100,000
+        ok, buf = cv2.imencode('.png', np.zeros((8, 8), np.uint8))
+        data = bytearray(buf.tobytes())
+        data[16:24] = (16000).to_bytes(4, 'big') * 2                   # IHDR: 16000 x 16000
+        packed.publish(CompressedImage(format='png', data=bytes(data)))
+
+        def refused() -> int:
+            best = 0
+            for array in diagnostics.messages:
+                for status in array.status:
+                    for kv in status.values:
+                        if kv.key == 'problem:bad_input:too_many_pixels':
+                            best = max(best, int(kv.value))
+            return best
+        assert wait_until(lambda: refused() >= 2, 30.0), proc.output
+        assert 'over max_input_pixels 100000' in proc.output and proc.is_running()
