@@ -163,8 +163,11 @@ def _mean(values: list[float | None]) -> float | None:
 
 def _overlay(frame: LabelledFrame, predicted: np.ndarray, gated: np.ndarray | None,
              candidates: Sequence[Any], hits: list[bool], container: Any) -> np.ndarray:
-    """Return the report picture: labels (green hit, red false item, blue missed), then the
-    container step's output with the container outline and the candidates."""
+    """Return the report picture: labels, then the container step's output.
+
+    Green: item labelled item, red: labelled item but not one, blue: item missed; the second
+    panel adds the container planes' outlines and the candidates.
+    """
     def paint(item: np.ndarray) -> np.ndarray:
         img = frame.rgb.copy()
         truth = frame.item_mask & frame.scored

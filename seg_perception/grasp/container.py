@@ -161,8 +161,10 @@ class Container:
         return keep
 
     def above_floor_outline(self, points: np.ndarray, margin_m: float) -> np.ndarray:
-        """Return (N,) bool: points whose foot on the floor plane lies inside its outline by
-        more than `margin_m` (negative: outside by at most that much)."""
+        """Return (N,) bool: points whose foot on the floor plane lies inside its outline.
+
+        Inside by more than `margin_m` (negative: outside by at most that much).
+        """
         assert self.floor is not None
         edge_normals, edge_offsets = _polygon_edges(self.floor)
         inside = np.matmul(points, edge_normals.T) + edge_offsets
@@ -247,8 +249,11 @@ def _outline(points: np.ndarray, normal: np.ndarray, offset: float) -> np.ndarra
 
 def _make_plane(points: np.ndarray, normal: np.ndarray, offset: float,
                 extent: np.ndarray | None = None) -> Plane:
-    """Return the plane fitted to `points`, outlined by `extent` (all its coplanar points:
-    a floor that items split into pieces still spans the whole bin)."""
+    """Return the plane fitted to `points`, outlined by `extent`.
+
+    The extent holds all its coplanar points: a floor that items split into pieces still spans
+    the whole bin.
+    """
     distances = points @ normal + offset
     return Plane(normal=normal, offset=float(offset), inliers=int(points.shape[0]),
                  residual_m=float(np.sqrt(np.mean(distances ** 2))),
@@ -468,9 +473,11 @@ def assemble_container(planes: Sequence[tuple[Plane, np.ndarray]], points: np.nd
 
 
 def _sees_below_floor(container: Container, points: np.ndarray, config: ContainerConfig) -> bool:
-    """Return True when over 5 % of the points inside the walls, over the floor's outline (grown
-    by _OVERHANG_M), lie more than two RANSAC thresholds below the floor: nothing is seen
-    through a real floor."""
+    """Return True when too much is seen below a floor candidate: it is not the floor.
+
+    Over 5 % of the points inside the walls and over the floor's outline (grown by _OVERHANG_M)
+    more than two RANSAC thresholds below it: nothing is seen through a real floor.
+    """
     assert container.floor is not None
     inside = np.ones(points.shape[0], dtype=bool)
     for wall in container.walls:

@@ -67,8 +67,10 @@ def pack_rgb(rgb: np.ndarray) -> np.ndarray:
 
 
 class _ContainerFilter:
-    """The container's per-pixel test as fusion calls it, timing itself (it runs inside fusion
-    but belongs to the container step's cost)."""
+    """The container's per-pixel test as fusion calls it, timing itself.
+
+    It runs inside fusion but belongs to the container step's cost.
+    """
 
     def __init__(self, container: Container, xyz: np.ndarray, depth: np.ndarray,
                  config: ContainerConfig) -> None:

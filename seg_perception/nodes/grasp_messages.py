@@ -69,8 +69,10 @@ def container_markers(container: Container | None, header: Header) -> list[Marke
 
 def marker_array(candidates: Sequence[GraspCandidate], header: Header,
                  class_set: ClassSet, container: Container | None = None) -> MarkerArray:
-    """Return approach arrows, class/score labels and the container's outlines; the first
-    marker clears old ones."""
+    """Return approach arrows, class/score labels and the container's outlines.
+
+    The first marker clears old ones.
+    """
     markers = [Marker(header=header, action=Marker.DELETEALL)] + container_markers(container,
                                                                                    header)
     for i, c in enumerate(candidates):

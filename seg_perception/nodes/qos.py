@@ -39,9 +39,12 @@ INPUT_RELIABILITIES = ('auto', 'best_effort', 'reliable')
 
 
 def publishers_reliability(node: Node, topic: str) -> str | None:
-    """Return 'reliable' when every publisher of `topic` is reliable, 'best_effort' when one
-    is not, None when there is none (rosbag2's rule: a reliable subscriber would not match a
-    best-effort publisher, and a best-effort one loses a reliable camera's large frames)."""
+    """Return the reliability a subscriber of `topic` should use, None without publishers.
+
+    'reliable' when every publisher is reliable, 'best_effort' when one is not (rosbag2's rule:
+    a reliable subscriber would not match a best-effort publisher, and a best-effort one loses a
+    reliable camera's large frames).
+    """
     infos = node.get_publishers_info_by_topic(node.resolve_topic_name(topic))
     if not infos:
         return None

@@ -81,8 +81,10 @@ PARAMETERS = (
 
 
 def _reason_of(exc: Exception) -> str:
-    """Return a refused frame's reason token: the message's leading 'token:' or the error's
-    class name."""
+    """Return a refused frame's reason token.
+
+    The message's leading 'token:' when it has one, else the error's class name.
+    """
     head, sep, _ = str(exc).partition(':')
     return head if sep and head.isidentifier() else type(exc).__name__
 

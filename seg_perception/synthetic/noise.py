@@ -1,5 +1,4 @@
-"""Sensor effects: RGB noise, blur, exposure and camera artefacts; structured-light depth noise
-and holes."""
+"""Sensor effects: RGB noise, blur, exposure and camera artefacts; depth noise and holes."""
 
 from __future__ import annotations
 

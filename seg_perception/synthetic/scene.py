@@ -202,8 +202,11 @@ def _sample_looks(rng: np.random.Generator, kind: str) -> dict:
 
 
 def sample_distractors(rng: np.random.Generator, surf: SurfaceSpec) -> None:
-    """Add stickers, stains, tape scraps, marks and cables on the surface, and frame bars or
-    conveyor rails beside it (background)."""
+    """Add stickers, stains, tape scraps, marks and cables, and bars or rails beside it.
+
+    The bars are the cell's frame beside a tote, or conveyor rails beside a flat surface
+    (background).
+    """
     length, width = surf.floor_size_m
     for _ in range(int(rng.integers(0, 5))):
         size = rng.uniform(0.03, 0.12, 2)

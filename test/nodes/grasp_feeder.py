@@ -39,3 +39,13 @@ class GraspFeeder:
         if depth is not None:
             depth.header = header
         self.depth.publish(depth or depth_message(frame.depth_m, depth_encoding, header))
+
+
+def problem_total(diagnostics, key: str) -> int:
+    """Return the largest value of a diagnostics key seen in any status (counters only grow)."""
+    best = 0
+    for array in diagnostics.messages:
+        for status in array.status:
+            values = {kv.key: kv.value for kv in status.values}
+            best = max(best, int(float(values.get(key, 0))))
+    return best

@@ -18,7 +18,7 @@ from seg_interfaces.msg import GraspCandidateArray
 from seg_perception.classes import ClassSet
 from seg_perception.synthetic import SyntheticCell, SyntheticConfig
 
-from nodes.grasp_feeder import GraspFeeder, RELIABLE  # noqa: I100 (test helper, test/ on sys.path)
+from nodes.grasp_feeder import GraspFeeder, problem_total, RELIABLE  # noqa: I100 (test helper)
 
 pytestmark = pytest.mark.ros
 
@@ -45,15 +45,6 @@ def container_status(diagnostics) -> dict[str, str] | None:
                 return {'level': status.level, 'message': status.message,
                         **{kv.key: kv.value for kv in status.values}}
     return None
-
-
-def problem_count(diagnostics, key: str) -> int:
-    best = 0
-    for array in diagnostics.messages:
-        for status in array.status:
-            values = {kv.key: kv.value for kv in status.values}
-            best = max(best, int(float(values.get(key, 0))))
-    return best
 
 
 def test_auto_mode_keeps_candidates_off_the_tote(ros_probe, tote_frame) -> None:
@@ -96,7 +87,7 @@ def test_no_container_and_invalid_depth_are_said_and_counted(ros_probe, tote_fra
             feeder.send(nan, sec)
             candidates.wait_for(sec - 19, timeout_s=60.0)
         assert all(not m.candidates for m in candidates.messages)
-        assert wait_until(lambda: problem_count(diagnostics, 'problem:no_container') >= 2, 30.0)
+        assert wait_until(lambda: problem_total(diagnostics, 'problem:no_container') >= 2, 30.0)
         status = container_status(diagnostics)
         assert status['found'] == 'False' and 'too few valid depth points' in status['reason']
         assert proc.output.count('no container in this depth frame') == 1
@@ -117,7 +108,7 @@ def test_reference_file_of_another_size_is_refused_with_the_reason(ros_probe, to
     with NodeProcess(NODE, params=params, remaps={'__ns': '/refsize'}) as proc:
         feeder = GraspFeeder(ros_probe, ns='/refsize/', with_color=False)
         feeder.send(tote_frame, 30)
-        assert wait_until(lambda: problem_count(
+        assert wait_until(lambda: problem_total(
             diagnostics, 'problem:container_reference_refused') >= 1, 60.0)
         assert 'reference depth is 320x240, the depth images are 640x480' in proc.output
         assert proc.is_running()

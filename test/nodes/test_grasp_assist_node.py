@@ -18,7 +18,7 @@ from seg_perception.conversions import numpy_to_image, pointcloud2_to_array
 from seg_perception.nodes.synthetic_camera_node import depth_message
 from seg_perception.synthetic import SyntheticCell, SyntheticConfig
 
-from nodes.grasp_feeder import GraspFeeder, RELIABLE  # noqa: I100 (test helper, test/ on sys.path)
+from nodes.grasp_feeder import GraspFeeder, problem_total, RELIABLE  # noqa: I100 (test helper)
 
 pytestmark = pytest.mark.ros
 
@@ -97,15 +97,6 @@ def _stamped(collector, sec: int, timeout_s: float = 30.0):
     return found()
 
 
-def _problem_total(diagnostics, key: str) -> int:
-    best = 0
-    for array in diagnostics.messages:
-        for status in array.status:
-            values = {kv.key: kv.value for kv in status.values}
-            best = max(best, int(float(values.get(key, 0))))
-    return best
-
-
 def test_bad_inputs_are_counted_and_survived(running_node, ros_probe, frames) -> None:
     candidates = ros_probe.subscribe(GraspCandidateArray, 'grasp/candidates', RELIABLE)
     diagnostics = ros_probe.subscribe(DiagnosticArray, '/diagnostics', 10)
@@ -129,12 +120,12 @@ def test_bad_inputs_are_counted_and_survived(running_node, ros_probe, frames) ->
     # Stamps that never match: nothing is emitted for them, drops are counted. (Within
     # max_stamp_jump_s: a larger jump would reset the synchronizer, a test of its own.)
     feeder.send(frame, 304, label_sec=306)
-    assert wait_until(lambda: _problem_total(diagnostics, 'problem:invalid_camera_info') >= 1,
+    assert wait_until(lambda: problem_total(diagnostics, 'problem:invalid_camera_info') >= 1,
                       15.0), running_node.output
     # The next matching frame flushes the unmatched 304 set, which is counted as dropped.
     feeder.send(frame, 305)
     assert wait_until(lambda: any(m.header.stamp.sec == 305 for m in candidates.messages), 30.0)
-    assert wait_until(lambda: _problem_total(diagnostics, 'sync_dropped') >= 1, 15.0)
+    assert wait_until(lambda: problem_total(diagnostics, 'sync_dropped') >= 1, 15.0)
     assert all(m.header.stamp.sec not in (303, 304) for m in candidates.messages)
     assert running_node.is_running()
     assert 'CameraInfo refused' in running_node.output
@@ -152,11 +143,11 @@ def test_unknown_depth_encoding_and_missing_camera_info_are_counted(ros_probe, f
         header.stamp.sec = 400
         feeder.labels.publish(numpy_to_image(frame.labels, 'mono8', header))
         feeder.depth.publish(depth_message(frame.depth_m, '32FC1', header))
-        assert wait_until(lambda: _problem_total(diagnostics, 'problem:missing_camera_info')
+        assert wait_until(lambda: problem_total(diagnostics, 'problem:missing_camera_info')
                           >= 1, 30.0)
         # A colour image where depth belongs: refused by its encoding.
         feeder.send(frame, 401, depth=numpy_to_image(frame.rgb, 'rgb8'))
-        assert wait_until(lambda: _problem_total(
+        assert wait_until(lambda: problem_total(
             diagnostics, 'problem:bad_input:UnsupportedDepthEncodingError') >= 1, 30.0)
         assert proc.is_running()
 
@@ -186,7 +177,7 @@ def test_classes_come_from_label_info(ros_probe, frames) -> None:
         # No LabelInfo yet: 'bottle' is not a built-in class, and the node says so.
         feeder.send(frame, 900, labels=labels)
         assert not _stamped(candidates, 900).candidates
-        assert wait_until(lambda: _problem_total(diagnostics, 'problem:graspable_class_unknown')
+        assert wait_until(lambda: problem_total(diagnostics, 'problem:graspable_class_unknown')
                           >= 1, 20.0)
         info = LabelInfo(class_ids=list(range(21)), class_names=voc, unlabeled_id=255,
                          model_name='deeplabv3_mnv2_voc',
@@ -217,7 +208,7 @@ def test_a_frame_from_the_far_future_does_not_stop_the_node(running_node, ros_pr
         feeder.send(frames[1], sec)
         assert wait_until(lambda: any(m.header.stamp.sec == sec for m in candidates.messages),
                           30.0), f'normal frame {sec} after the future one was not processed'
-    assert wait_until(lambda: _problem_total(diagnostics, 'problem:stamp_jump') >= 1, 15.0)
+    assert wait_until(lambda: problem_total(diagnostics, 'problem:stamp_jump') >= 1, 15.0)
     assert running_node.is_running()
 
 
@@ -235,9 +226,9 @@ def test_geometry_that_does_not_fit_is_refused(running_node, ros_probe, frames) 
 
     def refused(key: str, send) -> None:
         # One at a time: the node's one-slot mailbox keeps only the newest matched set.
-        before = _problem_total(diagnostics, key)
+        before = problem_total(diagnostics, key)
         send()
-        assert wait_until(lambda: _problem_total(diagnostics, key) > before, 20.0), key
+        assert wait_until(lambda: problem_total(diagnostics, key) > before, 20.0), key
 
     refused('problem:bad_input:camera_info_size', lambda: feeder.send(frame, 700,
                                                                       info=small_info))
@@ -252,7 +243,7 @@ def test_geometry_that_does_not_fit_is_refused(running_node, ros_probe, frames) 
     feeder.send(frame, 704)
     assert _stamped(candidates, 704).candidates
     assert not any(m.header.stamp.sec in (700, 701, 702, 703) for m in candidates.messages)
-    assert _problem_total(diagnostics, 'problem:processing_error') == 0
+    assert problem_total(diagnostics, 'problem:processing_error') == 0
 
 
 def test_a_silent_upstream_is_reported_stale(ros_probe, frames) -> None:
