@@ -208,7 +208,7 @@ class ContainerStatus:
     """What the container step did this frame (for /diagnostics and reports)."""
 
     mode: str
-    found: bool
+    found: bool                 # a bin (walls) was found; a support surface alone is not one
     reason: str                 # why none was found, or how it was found
     removed_pixels: int = 0     # graspable-labelled pixels the container step removed
     removed_candidates: int = 0

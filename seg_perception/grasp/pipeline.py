@@ -191,7 +191,8 @@ class GraspPipeline:
                 before = len(candidates)
                 candidates = self._clear_of_walls(candidates, container, detector.config)
                 removed = before - len(candidates)
-            status = ContainerStatus(mode=detector.config.mode, found=container is not None,
+            status = ContainerStatus(mode=detector.config.mode,
+                                     found=container is not None and container.is_bin,
                                      reason=reason, removed_pixels=fused.container_removed,
                                      removed_candidates=removed)
         t5 = time.perf_counter()
