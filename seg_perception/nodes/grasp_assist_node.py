@@ -269,6 +269,8 @@ class GraspAssistNode(Node):
         except ClassSetError as exc:
             self._problem('label_info_refused', f'LabelInfo of model {msg.model_name!r} '
                           f'refused: {exc}')
+            if self.class_source.startswith('built-in'):    # do not wait for it any longer
+                self.class_source = 'built-in (LabelInfo refused)'
             return
         config = dataclasses.replace(self.pipeline.config,
                                      graspable_classes=self._wanted_classes)
@@ -298,7 +300,8 @@ class GraspAssistNode(Node):
 
     def _process(self, msgs: dict[str, Any]) -> None:
         if self.class_source.startswith('built-in'):
-            if self.count_publishers(self._label_info_topic):
+            if (self.class_source == 'built-in (no LabelInfo yet)'
+                    and self.count_publishers(self._label_info_topic)):
                 self._problem('waiting_for_label_info', f'a LabelInfo publisher is on '
                               f'{self._label_info_topic} but no LabelInfo arrived yet: frames '
                               'wait for the class set')
