@@ -262,7 +262,8 @@ def test_a_silent_upstream_is_reported_stale(ros_probe, frames) -> None:
                             ': grasp'):
                         return status
             return None
+        # Inputs go stale one after another (CameraInfo was sent first): wait for the labels.
         assert wait_until(lambda: grasp_status() is not None
-                          and grasp_status().level == DiagnosticStatus.STALE, 30.0)
-        assert 'no labels for' in grasp_status().message
+                          and grasp_status().level == DiagnosticStatus.STALE
+                          and 'no labels for' in grasp_status().message, 30.0)
         assert proc.is_running()
