@@ -21,7 +21,8 @@ import sys
 import cv2
 import numpy as np
 
-from seg_perception.evaluation.real_tote import DEPTH_UNITS_PER_M, OBJECT_THRESHOLD_M
+from seg_perception.evaluation.real_tote import DEPTH_UNITS_PER_M, object_mask
+from seg_perception.grasp.depth import load_depth_file
 
 #: Smallest connected patch of the depth-difference mask kept as an item, pixels.
 MIN_ITEM_PIXELS = 150
@@ -37,18 +38,15 @@ FRAMES = {
 }
 
 
-def _depth(path: Path) -> np.ndarray:
-    raw = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
-    if raw is None:
-        raise FileNotFoundError(f'{path}: missing or unreadable')
-    return np.where(raw > 0, raw.astype(np.float32) / DEPTH_UNITS_PER_M, np.nan).astype(
-        np.float32)
+def load_depth(path: Path) -> np.ndarray:
+    """Return an ARC depth PNG (0.1 mm units) as float32 metres, NaN invalid."""
+    return load_depth_file(path, units_per_m=DEPTH_UNITS_PER_M)
 
 
 def item_mask(depth_m: np.ndarray, empty_m: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Return (item mask, scored mask) from a frame and its empty-tote frame."""
-    scored = np.isfinite(depth_m) & np.isfinite(empty_m)
-    raw = scored & (np.abs(depth_m - empty_m) > OBJECT_THRESHOLD_M)
+    raw, tote = object_mask(depth_m, empty_m)
+    scored = raw | tote
     opened = cv2.morphologyEx(raw.astype(np.uint8), cv2.MORPH_OPEN, np.ones((3, 3), np.uint8))
     count, labels, stats, _ = cv2.connectedComponentsWithStats(opened, connectivity=8)
     big = np.zeros(count, dtype=bool)
@@ -66,7 +64,7 @@ def export(data: Path, out: Path) -> list[str]:
         folder.mkdir(parents=True)
     for stem, (sub, colour, depth, empty, intrinsics) in FRAMES.items():
         src = data / sub
-        depth_m, empty_m = _depth(src / depth), _depth(src / empty)
+        depth_m, empty_m = load_depth(src / depth), load_depth(src / empty)
         mask, scored = item_mask(depth_m, empty_m)
         shutil.copyfile(src / colour, folders['images'] / f'{stem}.png')
         cv2.imwrite(str(folders['masks'] / f'{stem}.png'), mask.astype(np.uint8) * 255)
@@ -86,7 +84,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         stems = export(args.data, args.out)
-    except OSError as exc:
+    except (OSError, ValueError) as exc:
         print(f'arc2017: error: {exc}', file=sys.stderr)
         return 1
     print(f'wrote {len(stems)} frames ({", ".join(stems)}) to {args.out}')
