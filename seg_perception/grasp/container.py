@@ -26,6 +26,8 @@ import numpy as np
 
 #: Values of the `container_mode` parameter.
 CONTAINER_MODES = ('auto', 'reference', 'none')
+#: The reason given for a frame with too little valid depth to look for a container in.
+TOO_FEW_POINTS = 'too few valid depth points'
 #: How far beyond the visible floor's outline the floor may still extend (hidden under items
 #: along a wall), for the check that nothing is seen below a floor.
 _OVERHANG_M = 0.03
@@ -576,7 +578,9 @@ class ContainerDetector:
                                  f'got {depth.dtype} {depth.shape}')
         if not np.isfinite(depth).any():
             raise ContainerError('reference depth has no valid pixel')
-        container, reason = self._search(depth, xyz)
+        cloud = self._decimate(depth, xyz)
+        container, reason = (self._assemble(cloud) if cloud is not None
+                             else (None, TOO_FEW_POINTS))
         if container is None:
             raise ContainerError(f'no container in the reference frame: {reason}')
         self._reference = Container(floor=container.floor, walls=container.walls,
@@ -596,10 +600,10 @@ class ContainerDetector:
                 return None, (f'reference frame is {ref.shape[1]}x{ref.shape[0]}, depth is '
                               f'{depth_m.shape[1]}x{depth_m.shape[0]}')
             return self._reference, 'reference'
-        cloud = DecimatedCloud.from_depth(depth_m, xyz, self.config.decimation_px)
-        if cloud.points.shape[0] < 30:
+        cloud = self._decimate(depth_m, xyz)
+        if cloud is None:
             self._tracked = None
-            return None, 'too few valid depth points'
+            return None, TOO_FEW_POINTS
         if self._tracked is not None:
             tracked = self._track(self._tracked, cloud)
             if tracked is not None:
@@ -609,11 +613,10 @@ class ContainerDetector:
         self._tracked = container
         return container, reason
 
-    def _search(self, depth_m: np.ndarray, xyz: np.ndarray) -> tuple[Container | None, str]:
+    def _decimate(self, depth_m: np.ndarray, xyz: np.ndarray) -> DecimatedCloud | None:
+        """Return the decimated cloud of a frame, None when it has too few points to search."""
         cloud = DecimatedCloud.from_depth(depth_m, xyz, self.config.decimation_px)
-        if cloud.points.shape[0] < 30:
-            return None, 'too few valid depth points'
-        return self._assemble(cloud)
+        return cloud if cloud.points.shape[0] >= 30 else None
 
     def _assemble(self, cloud: DecimatedCloud) -> tuple[Container | None, str]:
         cfg = self.config
