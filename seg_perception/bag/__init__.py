@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from seg_perception.bag.reader import BagError, BagMessage, BagReader, default_typestore, TopicInfo
+from seg_perception.bag.reader import BagDamage, BagError, BagMessage, BagReader, \
+    default_typestore, TopicInfo, UndecodableError
 from seg_perception.bag.writer import BagWriter
 
-__all__ = ['BagError', 'BagMessage', 'BagReader', 'BagWriter', 'TopicInfo', 'default_typestore']
+__all__ = ['BagDamage', 'BagError', 'BagMessage', 'BagReader', 'BagWriter', 'TopicInfo',
+           'UndecodableError', 'default_typestore']

@@ -52,6 +52,18 @@ class PlaybackClock:
         first_ns, start_s = self._origin
         return start_s + (int(log_time_ns) - first_ns) * 1e-9 / self.rate
 
+    def bag_time_ns(self) -> int | None:
+        """Return the bag time playback is at now (what /clock shows); None before it starts.
+
+        As `ros2 bag play --clock`: the time runs on between messages at `rate`, from the first
+        message's log time. Between loop passes it holds at the first message's time rather
+        than running before it.
+        """
+        if self._origin is None:
+            return None
+        first_ns, start_s = self._origin
+        return first_ns + max(0, int(round((self.now_s() - start_s) * self.rate * 1e9)))
+
     def wait_for(self, log_time_ns: int, *, should_stop: Callable[[], bool] = lambda: False,
                  max_sleep_s: float = 0.1) -> bool:
         """Sleep until the message is due, in short steps; return False if told to stop."""

@@ -3,6 +3,8 @@
 `BagWriter` always finalises the bag on close, also when the `with` block ends in an
 exception or Ctrl-C, so an interrupted recording stays readable (rosbags' own context manager
 aborts instead, leaving no metadata.yaml). Only a killed process (SIGKILL) loses the bag.
+MCAP files carry real chunk CRCs and a summary CRC (seg_perception.bag.mcap_crc explains how),
+so BagReader can tell a damaged chunk from a sound one.
 """
 
 from __future__ import annotations
@@ -14,11 +16,18 @@ from rosbags.rosbag2 import Writer
 from rosbags.rosbag2.enums import StoragePlugin
 from rosbags.typesys.store import Typestore
 
+from seg_perception.bag.mcap_crc import CrcMcapWriter
 from seg_perception.bag.reader import BagError, default_typestore
 
 __all__ = ['BagWriter']
 
 _STORAGES = {'mcap': StoragePlugin.MCAP, 'sqlite3': StoragePlugin.SQLITE3}
+
+
+class _CrcWriter(Writer):
+    """rosbags' bag writer with the MCAP storage that writes CRCs (rosbags' own writes 0)."""
+
+    STORAGE_PLUGINS = {**Writer.STORAGE_PLUGINS, StoragePlugin.MCAP: CrcMcapWriter}
 
 
 class BagWriter:
@@ -34,8 +43,8 @@ class BagWriter:
             raise BagError(f'bag {str(self.path)!r} exists already; not overwriting')
         self.typestore = typestore or default_typestore()
         try:
-            self._writer = Writer(self.path, version=Writer.VERSION_LATEST,
-                                  storage_plugin=_STORAGES[storage])
+            self._writer = _CrcWriter(self.path, version=Writer.VERSION_LATEST,
+                                      storage_plugin=_STORAGES[storage])
             self._writer.open()
         except Exception as exc:
             raise BagError(f'cannot create bag {str(self.path)!r}: {exc}') from exc

@@ -7,6 +7,13 @@ recorded bag is then scored. Labels are matched to inputs and ground truth by he
 latency is the recorder's receive time of the labels minus its receive time of the input with
 the same stamp (both on one clock, so odd bag stamps do not matter). Every input frame is
 accounted for: processed, or dropped with a reason (see accounting.DROP_REASONS).
+The recorder takes its receive times on the system (wall) clock: the player publishes no /clock
+and no process runs with use_sim_time, so latency is wall time whatever the bag's stamps are.
+
+Corrupt MCAP chunks of the bag (CRC mismatch) and messages that do not deserialize are skipped
+and reported once each (`BagDamage`): the report gets a `bag_damage` section and the CLI exits 1
+unless --allow-corrupt. Offline, the frames lost that way count as dropped ('bad_input');
+online, they are not replayed, so they are not in the frames in.
 
 Ground truth at another resolution than the image is scaled to the image size with nearest
 neighbour (class ids stay class ids) and a warning is put in the report.
@@ -25,7 +32,7 @@ from typing import Any, Callable, Iterable, Sequence
 import cv2
 import numpy as np
 
-from seg_perception.bag.reader import BagError, BagReader
+from seg_perception.bag.reader import BagDamage, BagError, BagReader, UndecodableError
 from seg_perception.classes import ClassSet
 from seg_perception.conversions import image_to_numpy
 from seg_perception.conversions.color import as_rgb8
@@ -47,8 +54,8 @@ SEGMENTATION_NODE = 'seg_perception.nodes.segmentation_node'
 BAG_PLAYER = 'seg_perception.nodes.bag_player'
 BAG_RECORDER = 'seg_perception.nodes.bag_recorder'
 LATENCY_DEFINITION = ('receive time of the labels minus receive time of the input image with the '
-                      'same stamp, both taken by the recorder (includes DDS transport, decoding, '
-                      'inference and publishing)')
+                      'same stamp, both taken by the recorder on the wall clock (includes DDS '
+                      'transport, decoding, inference and publishing)')
 
 
 class EvaluationInputError(ValueError):
@@ -74,10 +81,11 @@ def model_class_set(model: str) -> ClassSet:
     return ClassSet.default()
 
 
-def open_bag(path: str | Path, topics: Iterable[str]) -> BagReader:
+def open_bag(path: str | Path, topics: Iterable[str],
+             damage: BagDamage | None = None) -> BagReader:
     """Open a bag and check that `topics` are in it; raise EvaluationInputError otherwise."""
     try:
-        reader = BagReader(path)
+        reader = BagReader(path, damage=damage)
     except BagError as exc:  # one line: YAML and MCAP errors span several
         raise EvaluationInputError(' '.join(str(exc).split())) from exc
     try:
@@ -99,8 +107,7 @@ class GroundTruth:
     def from_bag(cls, reader: BagReader, topic: str) -> GroundTruth:
         """Read every label image of `topic` (mono8 class ids)."""
         truth = cls()
-        for message in reader.messages(topics=[topic]):
-            msg = reader.deserialize(message)
+        for _, msg in reader.decoded(topics=[topic]):
             if msg.encoding not in LABEL_ENCODINGS:
                 raise EvaluationInputError(f'ground truth topic {topic} has encoding '
                                            f'{msg.encoding!r}; expected mono8 class ids')
@@ -147,7 +154,8 @@ def _pick_samples(count: int, wanted: int = SAMPLE_COUNT) -> set[int]:
 def evaluate_bag_offline(bag: str | Path, *, image_topic: str, gt_topic: str | None,
                          model: str = 'default', device: str = 'cpu', upsample: str = 'nearest',
                          max_frames: int = 0, progress: bool = True,
-                         should_stop: Callable[[], bool] = lambda: False
+                         should_stop: Callable[[], bool] = lambda: False,
+                         damage: BagDamage | None = None
                          ) -> tuple[dict[str, Any], list[float], list[Sample]]:
     """Segment every image of `image_topic` in this process; return (report, latencies, samples).
 
@@ -156,7 +164,7 @@ def evaluate_bag_offline(bag: str | Path, *, image_topic: str, gt_topic: str | N
     `partial: true` and counts the rest as dropped ('interrupted').
     """
     from seg_perception.segmentation.engine import EngineConfig, SegmentationEngine
-    reader = open_bag(bag, [image_topic, gt_topic])
+    reader = open_bag(bag, [image_topic, gt_topic], damage)
     try:
         total = reader.topics[image_topic].message_count
         if max_frames > 0:
@@ -195,6 +203,9 @@ def evaluate_bag_offline(bag: str | Path, *, image_topic: str, gt_topic: str | N
                     result = engine.segment([rgb])[0]
                     latencies.append((time.perf_counter() - t0) * 1e3)
                 except (BagError, ValueError) as exc:
+                    if isinstance(exc, UndecodableError):
+                        reader.damage.add_undecodable(message.topic, message.log_time_ns,
+                                                      str(exc), reader.start_time_ns)
                     accounting.add_dropped(index, 'bad_input')
                     print(f'frame {index}: {exc}', file=sys.stderr)
                 else:
@@ -212,10 +223,11 @@ def evaluate_bag_offline(bag: str | Path, *, image_topic: str, gt_topic: str | N
             partial = True
         finally:
             bar.close()
-        if partial:  # the interrupt may land after a frame was accounted, before index moved
-            for rest in range(total):
-                if rest not in accounting:
-                    accounting.add_dropped(rest, 'interrupted')
+        # The interrupt may land after a frame was accounted, before index moved; frames of
+        # corrupt chunks never arrive (reader.damage says which).
+        for rest in range(total):
+            if rest not in accounting:
+                accounting.add_dropped(rest, 'interrupted' if partial else 'bad_input')
         wall_s = time.perf_counter() - started
     finally:
         reader.close()
@@ -236,7 +248,16 @@ def evaluate_bag_offline(bag: str | Path, *, image_topic: str, gt_topic: str | N
         'throughput_fps': round(accounting.processed / wall_s, 3) if wall_s > 0 else None,
         'warnings': truth.warnings if truth else [],
     }
+    _add_damage(report, reader.damage)
     return report, latencies, samples
+
+
+def _add_damage(report: dict[str, Any], damage: BagDamage) -> None:
+    """Put what reading the bag lost into the report (a section and a warning)."""
+    if damage or damage.unchecked_files:
+        report['bag_damage'] = damage.as_dict()
+    if damage:
+        report['warnings'] = [*report.get('warnings', []), damage.summary()]
 
 
 def _names(class_set: ClassSet) -> list[str]:
@@ -263,8 +284,7 @@ class RecordedInput:
 def collect_by_stamp(reader: BagReader, topic: str) -> dict[int, deque]:
     """Return stamp -> deque of (log time ns, message) of every message on `topic`."""
     found: dict[int, deque] = defaultdict(deque)
-    for message in reader.messages(topics=[topic]):
-        msg = reader.deserialize(message)
+    for message, msg in reader.decoded(topics=[topic]):
         found[stamp_ns(msg)].append((message.log_time_ns, msg))
     return found
 
@@ -339,8 +359,8 @@ def score_recorded(*, inputs: Sequence[RecordedInput], outputs: dict[int, deque]
 
 def recorded_inputs(reader: BagReader, topic: str) -> list[RecordedInput]:
     """Return the stamps and receive times of every image recorded on `topic`, in log order."""
-    return [RecordedInput(stamp_ns(reader.deserialize(m)), m.log_time_ns)
-            for m in reader.messages(topics=[topic])]
+    return [RecordedInput(stamp_ns(msg), m.log_time_ns)
+            for m, msg in reader.decoded(topics=[topic])]
 
 
 def images_lookup(reader: BagReader, topic: str
@@ -348,8 +368,7 @@ def images_lookup(reader: BagReader, topic: str
     """Return a function: stamps -> {stamp: RGB image of `topic`} (one pass over the topic)."""
     def lookup(stamps: Sequence[int]) -> dict[int, np.ndarray]:
         wanted, found = set(stamps), {}
-        for message in reader.messages(topics=[topic]):
-            msg = reader.deserialize(message)
+        for _, msg in reader.decoded(topics=[topic]):
             stamp = stamp_ns(msg)
             if stamp in wanted and stamp not in found:
                 found[stamp] = np.array(as_rgb8(image_to_numpy(msg), msg.encoding))
@@ -404,8 +423,8 @@ class OnlineRun:
 def evaluate_bag_online(bag: str | Path, *, image_topic: str, gt_topic: str | None,
                         out_dir: str | Path, model: str = 'default', device: str = 'cpu',
                         rate: float = 1.0, ready_timeout_s: float = 120.0, drain_s: float = 3.0,
-                        progress: bool = True) -> tuple[dict[str, Any], list[float],
-                                                        list[Sample]]:
+                        progress: bool = True, damage: BagDamage | None = None
+                        ) -> tuple[dict[str, Any], list[float], list[Sample]]:
     """Replay `bag` through a real segmentation node, record its labels and score them.
 
     Writes the recorded bag and process logs under `out_dir`. Ctrl-C stops the nodes cleanly
@@ -413,7 +432,8 @@ def evaluate_bag_online(bag: str | Path, *, image_topic: str, gt_topic: str | No
     """
     from seg_perception.process_group import ProcessGroup
     run = OnlineRun(Path(out_dir))
-    source = open_bag(bag, [image_topic, gt_topic])
+    source = open_bag(bag, [image_topic, gt_topic], damage)
+    damage = source.damage
     labels_topic = labels_topic_for(image_topic)
     if labels_topic in source.topics:
         source.close()
@@ -423,8 +443,8 @@ def evaluate_bag_online(bag: str | Path, *, image_topic: str, gt_topic: str | No
         source.close()
         raise EvaluationInputError(f'{run.recorded_bag} exists already; choose another --out')
     class_set = model_class_set(model)
-    source_inputs = [RecordedInput(stamp_ns(source.deserialize(m)), None)
-                     for m in source.messages(topics=[image_topic])]
+    source_inputs = [RecordedInput(stamp_ns(msg), None)
+                     for _, msg in source.decoded(topics=[image_topic])]
     if run.replay_bag.exists():
         shutil.rmtree(run.replay_bag)
     write_replay_bag(source, image_topic, run.replay_bag, pad_s=drain_s * rate)
@@ -477,7 +497,8 @@ def evaluate_bag_online(bag: str | Path, *, image_topic: str, gt_topic: str | No
     wall_s = time.monotonic() - started
     report, latencies, samples = _score_online_run(
         bag, run, image_topic=image_topic, gt_topic=gt_topic, labels_topic=labels_topic,
-        class_set=class_set, interrupted_after=interrupted_after)
+        class_set=class_set, interrupted_after=interrupted_after, damage=damage)
+    _add_damage(report, damage)
     report.update({
         'title': f'Online evaluation of {model} on {Path(bag).name}',
         'partial': partial,
@@ -491,20 +512,20 @@ def evaluate_bag_online(bag: str | Path, *, image_topic: str, gt_topic: str | No
 
 def _score_online_run(bag: str | Path, run: OnlineRun, *, image_topic: str,
                       gt_topic: str | None, labels_topic: str, class_set: ClassSet,
-                      interrupted_after: int | None) -> tuple[dict[str, Any], list[float],
-                                                              list[Sample]]:
+                      interrupted_after: int | None, damage: BagDamage
+                      ) -> tuple[dict[str, Any], list[float], list[Sample]]:
     """Score an online run: frames in = the source bag's images; labels from the recording."""
     notes = []
-    with BagReader(bag) as source:
+    with BagReader(bag, damage=damage) as source:
         truth = GroundTruth.from_bag(source, gt_topic) if gt_topic else None
-        stamps = [stamp_ns(source.deserialize(m)) for m in source.messages(topics=[image_topic])]
+        stamps = [stamp_ns(msg) for _, msg in source.decoded(topics=[image_topic])]
         if not (run.recorded_bag / 'metadata.yaml').is_file():
             inputs = [RecordedInput(s, None) for s in stamps]
             notes.append('the recorder wrote no bag (stopped before it subscribed)')
             recorded_times: dict[int, deque] = {}
             labels_reader = None
         else:
-            labels_reader = BagReader(run.recorded_bag)
+            labels_reader = BagReader(run.recorded_bag, damage=damage)
             recorded_times = defaultdict(deque)
             if image_topic in labels_reader.topics:
                 for item in recorded_inputs(labels_reader, image_topic):
@@ -563,6 +584,9 @@ def add_bag_arguments(parser: Any) -> None:
     g.add_argument('--drain', type=float, default=3.0, metavar='SECONDS',
                    help='online: time the node gets after the last frame')
     g.add_argument('--no-progress', action='store_true', help='hide the progress bar')
+    g.add_argument('--allow-corrupt', action='store_true',
+                   help='exit 0 when corrupt bag chunks or undecodable messages were skipped '
+                        '(still reported)')
 
 
 def run_bag(args: Any) -> int:
@@ -579,6 +603,7 @@ def run_bag(args: Any) -> int:
     device = 'cuda' if args.device == 'auto' and _cuda() else \
         ('cpu' if args.device == 'auto' else args.device)
     gt_topic = args.gt_topic or None
+    damage = BagDamage(on_report=lambda line: print(f'evaluate: {line}', file=sys.stderr))
     try:
         if args.mode == 'online':
             if not args.rate > 0 or args.drain < 0:
@@ -587,13 +612,13 @@ def run_bag(args: Any) -> int:
             report, latencies, samples = evaluate_bag_online(
                 args.bag, image_topic=args.image_topic, gt_topic=gt_topic, out_dir=out,
                 model=args.model, device=device, rate=args.rate, drain_s=args.drain,
-                progress=not args.no_progress)
+                progress=not args.no_progress, damage=damage)
         else:
             with StopSignals() as stop:  # Ctrl-C ends the run between frames, books balanced
                 report, latencies, samples = evaluate_bag_offline(
                     args.bag, image_topic=args.image_topic, gt_topic=gt_topic,
                     model=args.model, device=device, max_frames=args.max_frames,
-                    progress=not args.no_progress, should_stop=stop.is_set)
+                    progress=not args.no_progress, should_stop=stop.is_set, damage=damage)
     except ProcessError as exc:
         raise CliError(str(exc)) from exc
     files = write_report(out, report, latencies_ms=latencies, samples=samples)
@@ -616,7 +641,12 @@ def run_bag(args: Any) -> int:
     for warning in report.get('warnings', []):
         print(f'warning: {warning}')
     print(f'wrote {files["markdown"]} (+ report.json, plots)')
-    return 130 if report.get('partial') else 0
+    closing = damage.exit_line(args.allow_corrupt)
+    if closing:
+        print(f'evaluate: {closing}', file=sys.stderr)
+    if report.get('partial'):
+        return 130
+    return 1 if damage and not args.allow_corrupt else 0
 
 
 def _cuda() -> bool:

@@ -2,6 +2,9 @@
 
 Messages are published as the CDR bytes stored in the bag, so stamps, frame ids and every other
 field stay as recorded. The bag logic (reading, timing, selection) lives in seg_perception.bag.
+Corrupt MCAP chunks (CRC mismatch) are reported one line each and skipped; the exit status is 1
+then unless --allow-corrupt. With --clock, /clock carries the bag's playback time, so nodes run
+with use_sim_time:=true live in the bag's time, as with `ros2 bag play --clock`.
 """
 
 from __future__ import annotations
@@ -9,23 +12,26 @@ from __future__ import annotations
 import argparse
 import signal
 import sys
+import threading
 import time
 from typing import Any, Callable, Iterable, Sequence
 
 import rclpy
 from rclpy.duration import Duration
-from rclpy.qos import HistoryPolicy, QoSProfile
+from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
 from rclpy.signals import SignalHandlerOptions
 
 from seg_perception.bag.msgtypes import message_class
 from seg_perception.bag.playback import parse_remaps, play_messages, PlaybackClock
-from seg_perception.bag.reader import BagError, BagReader
+from seg_perception.bag.reader import BagDamage, BagError, BagReader
 from seg_perception.nodes.qos import RELIABILITY
 from seg_perception.stop_signals import StopSignals
 
 PROG = 'bag_player'
 #: Seconds to wait at the end for reliable subscribers to acknowledge the last messages.
 LINGER_S = 2.0
+#: /clock rate when --clock-hz is not given (ros2 bag play's default)
+CLOCK_HZ = 40.0
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -53,6 +59,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument('--wait-timeout', type=float, default=60.0, metavar='SECONDS',
                         help='give up (exit 1) when --wait-for-subscribers is not met by then')
     parser.add_argument('--no-progress', action='store_true', help='hide the progress bar')
+    parser.add_argument('--allow-corrupt', action='store_true',
+                        help='exit 0 when corrupt chunks were skipped (still reported)')
+    parser.add_argument('--clock', action='store_true',
+                        help="publish the bag's playback time on /clock (rosgraph_msgs/Clock) "
+                             'for nodes run with use_sim_time:=true')
+    parser.add_argument('--clock-hz', type=float, default=CLOCK_HZ, metavar='HZ',
+                        help=f'/clock publishing rate with --clock (default {CLOCK_HZ:g})')
     return parser
 
 
@@ -79,19 +92,25 @@ def main(argv: Sequence[str] | None = None) -> int:
     own, ros_argv = split_ros_args(argv)
     args = build_parser().parse_args(own)
     if args.start_offset < 0 or not args.rate > 0 or args.qos_depth < 1 or args.delay < 0 \
-            or args.wait_for_subscribers < 0 or not args.wait_timeout > 0:
-        return _error('--start-offset, --delay and --wait-for-subscribers must be >= 0, --rate '
-                      'and --wait-timeout > 0, --qos-depth >= 1')
+            or args.wait_for_subscribers < 0 or not args.wait_timeout > 0 \
+            or not args.clock_hz > 0:
+        return _error('--start-offset, --delay and --wait-for-subscribers must be >= 0, --rate, '
+                      '--wait-timeout and --clock-hz > 0, --qos-depth >= 1')
+    damage = BagDamage(on_report=lambda line: print(f'{PROG}: {line}', file=sys.stderr))
     try:
-        reader = BagReader(args.bag)
+        reader = BagReader(args.bag, damage=damage)
     except BagError as exc:
         return _error(str(exc))
     try:
-        return _play(reader, args, ros_argv)
+        status = _play(reader, args, ros_argv)
     except BagError as exc:
-        return _error(str(exc))
+        status = _error(str(exc))
     finally:
         reader.close()
+    closing = damage.exit_line(args.allow_corrupt)
+    if closing:
+        print(f'{PROG}: {closing}', file=sys.stderr)
+    return 1 if damage and not args.allow_corrupt else status
 
 
 def _play(reader: BagReader, args: argparse.Namespace, argv: list[str]) -> int:
@@ -123,9 +142,13 @@ def _publish(reader: BagReader, args: argparse.Namespace, argv: list[str], topic
     rclpy.init(args=argv, context=context, signal_handler_options=SignalHandlerOptions.NO)
     node = rclpy.create_node('bag_player', context=context)
     progress = None
+    stop_clock = threading.Event()
+    clock_thread = None
     try:
         publishers = {t: node.create_publisher(classes[t], remaps.get(t, t), qos) for t in topics}
         clock = PlaybackClock(rate=args.rate)
+        clock_thread = _start_clock(node, clock, args.clock_hz, stop_clock) if args.clock \
+            else None
 
         def stopped() -> bool:
             return stop.requested or not context.ok()
@@ -169,11 +192,44 @@ def _publish(reader: BagReader, args: argparse.Namespace, argv: list[str], topic
     except KeyboardInterrupt:
         pass
     finally:
+        stop_clock.set()
+        if clock_thread is not None:
+            clock_thread.join(timeout=5.0)
         if progress is not None:
             progress.close()
         node.destroy_node()
         rclpy.try_shutdown(context=context)
     return 0
+
+
+def _start_clock(node: Any, clock: PlaybackClock, hz: float,
+                 stop: threading.Event) -> threading.Thread:
+    """Publish the playback time on /clock at `hz` from a thread, until `stop` is set.
+
+    A thread, so the time also runs while the player sleeps until the next message is due;
+    nothing is published before the first message starts the playback time.
+    """
+    from builtin_interfaces.msg import Time
+    from rosgraph_msgs.msg import Clock
+
+    # what rclpy's and rclcpp's time sources subscribe with (depth 1, best effort)
+    publisher = node.create_publisher(Clock, '/clock', QoSProfile(
+        depth=1, history=HistoryPolicy.KEEP_LAST, reliability=ReliabilityPolicy.BEST_EFFORT))
+
+    def run() -> None:
+        while not stop.wait(1.0 / hz):
+            now_ns = clock.bag_time_ns()
+            if now_ns is None:
+                continue
+            sec, nanosec = divmod(now_ns, 1_000_000_000)
+            try:
+                publisher.publish(Clock(clock=Time(sec=sec, nanosec=nanosec)))
+            except Exception:  # noqa: B902 - the context shut down under us: playback ended
+                return
+
+    thread = threading.Thread(target=run, name='bag_player_clock', daemon=True)
+    thread.start()
+    return thread
 
 
 def _linger(publishers: Iterable[Any], *, reliable: bool) -> None:
