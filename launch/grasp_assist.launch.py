@@ -51,6 +51,11 @@ def generate_launch_description() -> LaunchDescription:
             description='Empty-bin depth (uint16 PNG in mm, or .npy metres) for '
                         "container_mode:=reference ('' = capture it by service)"),
         DeclareLaunchArgument(
+            'target_frame', default_value='',
+            description="Frame of the grasp outputs, e.g. base_link ('' = the depth image's "
+                        'optical frame); the transform from tf2, or from base_from_camera in '
+                        'params_file'),
+        DeclareLaunchArgument(
             'params_file',
             default_value=PathJoinSubstitution([share, 'config', 'grasp_assist.yaml']),
             description='Parameter file of grasp_assist_node (the topic and container '
@@ -73,7 +78,7 @@ def generate_launch_description() -> LaunchDescription:
         parameters=[LaunchConfiguration('params_file'), {
             name: ParameterValue(LaunchConfiguration(name), value_type=str)
             for name in ('labels_topic', 'depth_topic', 'camera_info_topic', 'color_topic',
-                         'container_mode', 'container_reference_file')
+                         'container_mode', 'container_reference_file', 'target_frame')
         }],
         ros_arguments=['--log-level', LaunchConfiguration('log_level')])
     return LaunchDescription([

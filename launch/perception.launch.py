@@ -74,6 +74,10 @@ def generate_launch_description() -> LaunchDescription:
             description="Empty-bin depth for container_mode:=reference ('' = capture it by "
                         'the capture_container_reference service)'),
         DeclareLaunchArgument(
+            'target_frame', default_value='',
+            description="Frame of grasp_assist_node's outputs, e.g. base_link ('' = the "
+                        "camera's optical frame); base_from_camera in grasp_params_file, or tf2"),
+        DeclareLaunchArgument(
             'grasp_params_file',
             default_value=PathJoinSubstitution([share, 'config', 'grasp_assist.yaml']),
             description='Parameter file of grasp_assist_node'),
@@ -119,6 +123,7 @@ def generate_launch_description() -> LaunchDescription:
                           'color_topic': arg('color_topic'),
                           'container_mode': arg('container_mode'),
                           'container_reference_file': arg('container_reference_file'),
+                          'target_frame': arg('target_frame'),
                           'params_file': arg('grasp_params_file')}.items())
     log_args = ['--log-level', arg('log_level')]
     unbuffered = {'PYTHONUNBUFFERED': '1'}

@@ -9,16 +9,21 @@ that runs the ROS-free GraspPipeline and publishes with the depth image's header
 from __future__ import annotations
 
 import dataclasses
+from dataclasses import dataclass
 import sys
 import threading
 from typing import Any
 
 from geometry_msgs.msg import PoseArray
 import numpy as np
+from rcl_interfaces.msg import SetParametersResult
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
+from rclpy.duration import Duration
 from rclpy.node import Node
 from rclpy.parameter import Parameter
+from rclpy.time import Time
 from sensor_msgs.msg import CameraInfo, Image, PointCloud2
+from std_msgs.msg import Header
 from std_srvs.srv import Trigger
 from visualization_msgs.msg import MarkerArray
 
@@ -36,13 +41,22 @@ from seg_perception.grasp.backprojection import BackProjector
 from seg_perception.grasp.container import (Container, ContainerConfig, ContainerError,
                                             ContainerStatus)
 from seg_perception.grasp.depth import load_depth_file
+from seg_perception.grasp.frames import RigidTransform, transform_result, TransformError
 from seg_perception.monitoring import LatencyStats, ProblemCounter, RateMeter
 from seg_perception.nodes.diagnostics import DiagnosticsPublisher
 from seg_perception.nodes.grasp_messages import candidate_array, marker_array, pose_array
-from seg_perception.nodes.parameters import declare_parameters, ParamSpec
+from seg_perception.nodes.parameters import declare_parameters, merged_parameter_change, \
+    non_finite_parameters, ParamSpec
 from seg_perception.nodes.qos import FollowingSubscription, latched_qos, sensor_qos
 from seg_perception.nodes.runner import run_node
 from seg_perception.time_sync import ApproximateTimeSynchronizer, stamp_ns
+
+try:  # a ROS install has tf2; the PyPI wheels of this machine do not
+    import tf2_ros
+    TF2_MISSING = ''
+except ImportError as _exc:
+    tf2_ros = None
+    TF2_MISSING = f'tf2_ros is not importable here ({_exc})'
 
 LABEL_ENCODINGS = ('mono8', '8UC1')
 #: Smallest label image side scaled up to the depth image (a 1x1 label image is not labels).
@@ -86,8 +100,19 @@ PARAMETERS = (
               type_=Parameter.Type.DOUBLE_ARRAY),
     ParamSpec('workspace_max', [], 'Workspace box max corner [x, y, z] ([] = no crop)',
               type_=Parameter.Type.DOUBLE_ARRAY),
-    ParamSpec('base_from_camera', [], 'Static extrinsic, row-major 4x4, for a workspace box in a '
-              'base frame ([] = box in the camera frame)', type_=Parameter.Type.DOUBLE_ARRAY),
+    ParamSpec('base_from_camera', [],
+              'Pose of the camera optical frame in the base frame (hand-eye calibration): 7 '
+              'values x y z qx qy qz qw (metres; a quaternion within 1e-3 of unit norm is '
+              'normalised, others refused) or 16 (row-major 4x4). The workspace box is in '
+              'that frame, and it is the transform into target_frame ([] = none)',
+              type_=Parameter.Type.DOUBLE_ARRAY),
+    ParamSpec('target_frame', '',
+              "Frame of every output (cloud, candidates, poses, markers), e.g. base_link ('' = "
+              "the depth image's optical frame): from base_from_camera when given, else tf2 at "
+              "each frame's stamp"),
+    ParamSpec('tf_timeout_s', 0.05,
+              "Longest wait for the tf2 transform at a frame's stamp; a frame without one is "
+              'not published and counted as tf_unavailable'),
     ParamSpec('voxel_size_m', _DEFAULTS.voxel_size_m, 'Voxel size for plane fits (0 = off)'),
     ParamSpec('plane_fit', _DEFAULTS.plane_fit, "Region plane fit: 'pca' or 'ransac'"),
     ParamSpec('min_region_pixels', _DEFAULTS.min_region_pixels, 'Smallest item region, pixels'),
@@ -126,15 +151,82 @@ _CONFIG_FIELDS = ('graspable_classes', 'erosion_px', 'discontinuity_m', 'min_dep
                   'max_depth_m', 'voxel_size_m', 'plane_fit', 'min_region_pixels',
                   'cup_radius_m', 'gripper_max_opening_m', 'max_approach_angle_deg',
                   'max_candidates', 'nms_distance_m', 'min_score', 'organized_cloud')
+#: Parameters a running node applies: validated like at start-up, the pipeline rebuilt and
+#: swapped between frames. The others (topics, QoS, queue depth, files read once, the
+#: diagnostics timer) need new subscriptions or a new start: refused with the reason.
+RUNTIME_PARAMETERS = frozenset(_CONFIG_FIELDS + (
+    'grasp_modes', 'workspace_min', 'workspace_max', 'base_from_camera', 'gravity_direction',
+    'target_frame', 'tf_timeout_s', 'container_mode', 'container_surface_margin_m',
+    'container_wall_clearance_m', 'scale_camera_info', 'sync_slop_s', 'max_stamp_jump_s',
+    'stale_after_s'))
+PARAMETERS = tuple(dataclasses.replace(spec, runtime=spec.name in RUNTIME_PARAMETERS)
+                   for spec in PARAMETERS)
 
 
 def grasp_config_from_parameters(p: dict[str, Any]) -> GraspConfig:
     """Build the pipeline configuration from parameter values (GraspConfig validates them)."""
     kwargs = {name: p[name] for name in _CONFIG_FIELDS}
     kwargs['graspable_classes'] = tuple(p['graspable_classes'])
-    for name in ('workspace_min', 'workspace_max', 'gravity_direction', 'base_from_camera'):
+    for name in ('workspace_min', 'workspace_max', 'gravity_direction'):
         kwargs[name] = tuple(p[name]) if len(p[name]) else None
+    extrinsic = base_from_camera_from_parameters(p)
+    if extrinsic is not None:
+        kwargs['base_from_camera'] = tuple(extrinsic.matrix.reshape(-1))
     return GraspConfig(**kwargs)
+
+
+def base_from_camera_from_parameters(p: dict[str, Any]) -> RigidTransform | None:
+    """Return the static extrinsic (7 or 16 values; TransformError says why not), or None."""
+    values = list(p['base_from_camera'])
+    return RigidTransform.from_parameter(values) if values else None
+
+
+@dataclass(frozen=True)
+class GraspNodeSettings:
+    """What the node reads per frame, validated by the same code at start-up and at runtime."""
+
+    config: GraspConfig                 # graspable_classes: all wanted names
+    grasp_modes: dict[str, tuple[str, ...]]
+    container: ContainerConfig
+    target_frame: str                   # '' = the depth image's frame
+    base_from_camera: RigidTransform | None
+    tf_timeout_s: float
+
+
+def settings_from_parameters(p: dict[str, Any], *, tf_available: bool) -> GraspNodeSettings:
+    """Validate every parameter value the node uses; raise ValueError naming the bad one."""
+    non_finite = non_finite_parameters(p)
+    if non_finite:
+        raise ValueError(f'{", ".join(non_finite)} must be finite')
+    names = list(p['graspable_classes'])
+    duplicates = sorted({n for n in names if names.count(n) > 1})
+    if duplicates:
+        raise ValueError(f'graspable_classes names {duplicates} more than once')
+    if not p['stale_after_s'] > 0:
+        raise ValueError(f'stale_after_s must be > 0, got {p["stale_after_s"]}')
+    if not (p['sync_slop_s'] >= 0 and p['queue_size'] >= 1):
+        raise ValueError('sync_slop_s must be >= 0 and queue_size >= 1, got '
+                         f'{p["sync_slop_s"]} and {p["queue_size"]}')
+    if not p['max_stamp_jump_s'] > p['sync_slop_s']:     # NaN fails too
+        raise ValueError(f'max_stamp_jump_s must be > sync_slop_s, got {p["max_stamp_jump_s"]}')
+    if not 0 < p['tf_timeout_s'] <= 1.0:
+        raise ValueError(f'tf_timeout_s must be in (0, 1] s, got {p["tf_timeout_s"]}')
+    container = container_config_from_parameters(p)
+    if p['container_reference_file'] and container.mode != 'reference':
+        raise ValueError('container_reference_file is set but container_mode is '
+                         f"{container.mode!r}, not 'reference'")
+    target = str(p['target_frame'])
+    if target != target.strip() or target.startswith('/'):
+        raise ValueError(f'target_frame must be a tf2 frame id without a leading / or '
+                         f'spaces, got {target!r}')
+    extrinsic = base_from_camera_from_parameters(p)
+    if target and extrinsic is None and not tf_available:
+        raise ValueError(f'target_frame {target!r} needs base_from_camera (x y z qx qy qz qw, '
+                         f'the camera optical frame in {target!r}): {TF2_MISSING}')
+    return GraspNodeSettings(config=grasp_config_from_parameters(p),
+                             grasp_modes=parse_grasp_modes(p['grasp_modes']),
+                             container=container, target_frame=target,
+                             base_from_camera=extrinsic, tf_timeout_s=float(p['tf_timeout_s']))
 
 
 def label_info_topic_for(labels_topic: str) -> str:
@@ -169,26 +261,22 @@ class GraspAssistNode(Node):
         super().__init__('grasp_assist_node', **kwargs)
         p = declare_parameters(self, PARAMETERS)
         self.params = p
-        self._grasp_modes = parse_grasp_modes(p['grasp_modes'])
-        builtin = ClassSet.default()
-        container = container_config_from_parameters(p)
-        # Until a LabelInfo says otherwise, the built-in classes (names it lacks may come with
-        # the LabelInfo of another model, e.g. VOC's 'bottle').
-        config = grasp_config_from_parameters(p)
-        self._wanted_classes = tuple(config.graspable_classes)
-        known = tuple(n for n in self._wanted_classes if n in builtin.names)
-        self.pipeline = GraspPipeline(dataclasses.replace(config, graspable_classes=known),
-                                      builtin, container=container)
+        self.settings = settings_from_parameters(p, tf_available=tf2_ros is not None)
+        # (ids, names, colours) of the last LabelInfo accepted; None: the built-in classes.
+        self._label_classes: tuple[list, list, list] | None = None
         self.class_source = 'built-in (no LabelInfo yet)'
+        self.pipeline = self._build_pipeline(self.settings, None, self.settings.container,
+                                             strict=False)
         self._label_info_topic = p['label_info_topic'] or label_info_topic_for(p['labels_topic'])
-        self._reference_depth: np.ndarray | None = None   # loaded, set on the first frame
+        self._reference_file_depth: np.ndarray | None = None
         if p['container_reference_file']:
-            if container.mode != 'reference':
-                raise ValueError('container_reference_file is set but container_mode is '
-                                 f"{container.mode!r}, not 'reference'")
-            self._reference_depth = load_depth_file(
+            self._reference_file_depth = load_depth_file(
                 p['container_reference_file'],
                 units_per_m=float(p['container_reference_units_per_m']))
+        # The reference file's depth, set on the next frame (again after a container change).
+        self._reference_depth = self._reference_file_depth
+        self._tf_buffer: Any = None
+        self._ensure_tf(self.settings)
         self._capture = threading.Event()          # capture_container_reference requested
         self._captured = threading.Condition()     # guards _capture_result
         self._capture_result: tuple[bool, str] | None = None
@@ -196,14 +284,6 @@ class GraspAssistNode(Node):
         self.container_totals = {'frames_without': 0, 'removed_pixels': 0,
                                  'removed_candidates': 0}
         self._last_container: Container | None = None
-        if not p['stale_after_s'] > 0:
-            raise ValueError(f'stale_after_s must be > 0, got {p["stale_after_s"]}')
-        if p['sync_slop_s'] < 0 or p['queue_size'] < 1:
-            raise ValueError('sync_slop_s must be >= 0 and queue_size >= 1, got '
-                             f'{p["sync_slop_s"]} and {p["queue_size"]}')
-        if not p['max_stamp_jump_s'] > p['sync_slop_s']:     # NaN fails too
-            raise ValueError(f'max_stamp_jump_s must be > sync_slop_s, got '
-                             f'{p["max_stamp_jump_s"]}')
         self.problems = ProblemCounter()
         self.frame_ms = LatencyStats()
         self.candidates_per_frame = LatencyStats()
@@ -247,9 +327,71 @@ class GraspAssistNode(Node):
         self.create_timer(p['diagnostics_period_s'], self._publish_diagnostics)
         self._worker = threading.Thread(target=self._work, name='grasp_worker', daemon=True)
         self._worker.start()
+        self.add_on_set_parameters_callback(self._on_set_parameters)
         self.get_logger().info(
             f'graspable classes {list(self.pipeline.config.graspable_classes)}; inputs '
-            f'{", ".join(t for _, t, _ in inputs)}')
+            f'{", ".join(t for _, t, _ in inputs)}; outputs in {self._frame_description()}')
+
+    def _build_pipeline(self, settings: GraspNodeSettings,
+                        label_classes: tuple[list, list, list] | None,
+                        container: ContainerConfig | Any, *, strict: bool) -> GraspPipeline:
+        """Return a pipeline for `settings` over the LabelInfo classes or the built-in set.
+
+        Graspable names missing from the LabelInfo raise ClassSetError. With the built-in set
+        they are left out at start-up (the LabelInfo of another model may bring them, e.g.
+        VOC's 'bottle') and refused at runtime (`strict`): a change names the current classes.
+        """
+        wanted = settings.config.graspable_classes
+        if label_classes is not None:
+            classes = class_set_from_label_info(*label_classes, wanted, settings.grasp_modes)
+            return GraspPipeline(settings.config, classes, container=container)
+        builtin = ClassSet.default()
+        missing = [n for n in wanted if n not in builtin.names]
+        if strict and missing:
+            raise ClassSetError(f'graspable classes {missing} are not in the current class set '
+                                f'({self.class_source}): {list(builtin.names)}')
+        known = tuple(n for n in wanted if n in builtin.names)
+        return GraspPipeline(dataclasses.replace(settings.config, graspable_classes=known),
+                             builtin, container=container)
+
+    def _ensure_tf(self, settings: GraspNodeSettings) -> None:
+        """Start listening to tf2 when outputs go to a target_frame without a static extrinsic."""
+        if (settings.target_frame and settings.base_from_camera is None
+                and self._tf_buffer is None and tf2_ros is not None):
+            self._tf_buffer = tf2_ros.Buffer()
+            self._tf_listener = tf2_ros.TransformListener(self._tf_buffer, self)
+
+    def _frame_description(self) -> str:
+        s = self.settings
+        if not s.target_frame:
+            return "the depth image's optical frame"
+        source = 'base_from_camera' if s.base_from_camera is not None else 'tf2'
+        return f'{s.target_frame!r} (transform from {source})'
+
+    def _on_set_parameters(self, params: list[Parameter]) -> SetParametersResult:
+        """Apply a change through the start-up validation, or refuse it with the reason."""
+        values, reason = merged_parameter_change(self.params, params, RUNTIME_PARAMETERS)
+        if values is None:
+            return SetParametersResult(successful=False, reason=reason)
+        try:
+            settings = settings_from_parameters(values, tf_available=tf2_ros is not None)
+            detector = self.pipeline.container
+            keep = detector is not None and detector.config == settings.container
+            pipeline = self._build_pipeline(settings, self._label_classes,
+                                            detector if keep else settings.container,
+                                            strict=True)
+        except (ValueError, KeyError) as exc:   # ClassSetError, TransformError, ContainerError
+            return SetParametersResult(successful=False, reason=str(exc))
+        self.sync.slop_ns = int(values['sync_slop_s'] * 1e9)
+        self.sync.max_jump_ns = int(values['max_stamp_jump_s'] * 1e9)
+        if not keep:   # a new container step: the reference file applies to it again
+            self._reference_depth = self._reference_file_depth
+        self._ensure_tf(settings)
+        # The worker reads each of these once per frame; every assignment is atomic.
+        self.params, self.settings, self.pipeline = values, settings, pipeline
+        self.get_logger().info(f'parameters changed: {", ".join(p.name for p in params)}; '
+                               f'outputs in {self._frame_description()}')
+        return SetParametersResult(successful=True)
 
     # --- callbacks (executor thread): cheap bookkeeping only
     def _on_input(self, index: int, name: str, msg: Image | CameraInfo) -> None:
@@ -262,22 +404,21 @@ class GraspAssistNode(Node):
 
     def _on_label_info(self, msg: LabelInfo) -> None:
         """Take the class ids and names of the labels from their LabelInfo (and follow it)."""
-        colours = [(c.r, c.g, c.b) for c in msg.colors]
+        label_classes = (list(msg.class_ids), list(msg.class_names),
+                         [(c.r, c.g, c.b) for c in msg.colors])
         try:
-            classes = class_set_from_label_info(list(msg.class_ids), list(msg.class_names),
-                                                colours, self._wanted_classes, self._grasp_modes)
+            pipeline = self._build_pipeline(self.settings, label_classes,
+                                            self.pipeline.container, strict=True)
         except ClassSetError as exc:
             self._problem('label_info_refused', f'LabelInfo of model {msg.model_name!r} '
                           f'refused: {exc}')
             if self.class_source.startswith('built-in'):    # do not wait for it any longer
                 self.class_source = 'built-in (LabelInfo refused)'
             return
-        config = dataclasses.replace(self.pipeline.config,
-                                     graspable_classes=self._wanted_classes)
-        self.pipeline = GraspPipeline(config, classes, container=self.pipeline.container)
+        self._label_classes, self.pipeline = label_classes, pipeline
         self.class_source = f'LabelInfo of model {msg.model_name!r}'
         self.get_logger().info(f'classes from {self.class_source}: graspable '
-                               f'{[c.name for c in classes.graspable()]}')
+                               f'{[c.name for c in pipeline.class_set.graspable()]}')
 
     def _on_synchronized(self, *msgs: Image) -> None:
         self.mailbox.put('frame', msgs)
@@ -299,6 +440,8 @@ class GraspAssistNode(Node):
                 self._problem('processing_error', f'frame processing failed: {exc!r}')
 
     def _process(self, msgs: dict[str, Any]) -> None:
+        # One read of each per frame: a parameter change swaps them between frames.
+        pipeline, settings = self.pipeline, self.settings
         if self.class_source.startswith('built-in'):
             if (self.class_source == 'built-in (no LabelInfo yet)'
                     and self.count_publishers(self._label_info_topic)):
@@ -306,7 +449,8 @@ class GraspAssistNode(Node):
                               f'{self._label_info_topic} but no LabelInfo arrived yet: frames '
                               'wait for the class set')
                 return
-            missing = [n for n in self._wanted_classes if n not in self.pipeline.class_set.names]
+            missing = [n for n in settings.config.graspable_classes
+                       if n not in pipeline.class_set.names]
             if missing:
                 self._problem('graspable_class_unknown', f'graspable classes {missing} are not '
                               'in the built-in class set and no LabelInfo is published on '
@@ -353,11 +497,14 @@ class GraspAssistNode(Node):
             self._problem('size_mismatch', f'labels {labels.shape[1]}x{labels.shape[0]} and '
                           f'depth {width}x{height} differ; labels are scaled to the depth '
                           'image (nearest)')
-        self._update_reference(depth_m, camera)
-        result = self.pipeline.process(labels, depth_m, camera, rgb=rgb)
+        self._update_reference(depth_m, camera, pipeline)
+        result = pipeline.process(labels, depth_m, camera, rgb=rgb)
         self._account_container(result)
-        header = depth_msg.header
-        self._publish(header, result)
+        framed = self._in_target_frame(settings, depth_msg.header, result)
+        if framed is None:
+            return
+        header, result = framed
+        self._publish(header, result, pipeline.class_set)
         self.frame_ms.add(result.timings_ms['total'])
         self.candidates_per_frame.add(len(result.candidates))
         self.rates['processed'].tick()
@@ -365,9 +512,40 @@ class GraspAssistNode(Node):
             self.latest = (header, result)
             self._results.notify_all()
 
-    def _update_reference(self, depth_m: np.ndarray, camera: PinholeCamera) -> None:
+    def _in_target_frame(self, settings: GraspNodeSettings, header: Header,
+                         result: GraspResult) -> tuple[Header, GraspResult] | None:
+        """Return the frame's header and result in target_frame; None (counted) without tf."""
+        target = settings.target_frame
+        if not target or target == header.frame_id:
+            return header, result
+        transform = settings.base_from_camera
+        if transform is None:
+            transform = self._lookup_transform(target, header, settings.tf_timeout_s)
+            if transform is None:
+                return None
+        return Header(stamp=header.stamp, frame_id=target), transform_result(result, transform)
+
+    def _lookup_transform(self, target: str, header: Header,
+                          timeout_s: float) -> RigidTransform | None:
+        """Return tf2's target <- depth frame transform at the frame's stamp, or None (counted)."""
+        stamp = f'{header.stamp.sec}.{header.stamp.nanosec:09d}'
+        try:
+            if self._tf_buffer is None:
+                raise TransformError(TF2_MISSING or 'no tf2 listener')
+            msg = self._tf_buffer.lookup_transform(target, header.frame_id,
+                                                   Time.from_msg(header.stamp),
+                                                   timeout=Duration(seconds=timeout_s))
+            t, q = msg.transform.translation, msg.transform.rotation
+            return RigidTransform.from_pose((t.x, t.y, t.z), (q.x, q.y, q.z, q.w))
+        except Exception as exc:  # noqa: B902 - tf2's exceptions; TransformError
+            self._problem('tf_unavailable', f'no transform {header.frame_id!r} -> {target!r} at '
+                          f'{stamp} s within {timeout_s} s: {exc}; frame not published')
+            return None
+
+    def _update_reference(self, depth_m: np.ndarray, camera: PinholeCamera,
+                          pipeline: GraspPipeline) -> None:
         """Set the reference container from the file (first frame) or a requested capture."""
-        detector = self.pipeline.container
+        detector = pipeline.container
         capture = self._capture.is_set()
         if self._reference_depth is None and not capture:
             return
@@ -425,7 +603,7 @@ class GraspAssistNode(Node):
             response.success, response.message = result
         return response
 
-    def _publish(self, header: Any, result: GraspResult) -> None:
+    def _publish(self, header: Any, result: GraspResult, class_set: ClassSet) -> None:
         """Publish the frame's outputs; nothing non-finite leaves the node (checked, counted)."""
         finite = [c for c in result.candidates if candidate_is_finite(c)]
         if len(finite) != len(result.candidates):
@@ -444,8 +622,8 @@ class GraspAssistNode(Node):
                                                      organized_shape=shape))
         self.pub_candidates.publish(candidate_array(result.candidates, header))
         self.pub_poses.publish(pose_array(result.candidates, header))
-        self.pub_markers.publish(marker_array(result.candidates, header,
-                                              self.pipeline.class_set, result.container))
+        self.pub_markers.publish(marker_array(result.candidates, header, class_set,
+                                              result.container))
 
     # --- service: the latest frame, or the next one within the timeout
     def _on_service(self, request: Any, response: Any) -> Any:
@@ -498,6 +676,7 @@ class GraspAssistNode(Node):
             'sync_emitted': self.sync.emitted, 'sync_dropped': sum(self.sync.dropped),
             'stamp_jumps': self.sync.stamp_jumps, 'class_source': self.class_source,
             'graspable_classes': ' '.join(self.pipeline.config.graspable_classes),
+            'output_frame': self._frame_description(),
             'mailbox_dropped': self.mailbox.total_dropped(),
             'frame_ms_p50': self.frame_ms.percentile(50),
             'frame_ms_p95': self.frame_ms.percentile(95),

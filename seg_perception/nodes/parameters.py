@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import array
 from dataclasses import dataclass
-from typing import Any, Sequence
+import math
+from typing import Any, Collection, Mapping, Sequence
 
 from rcl_interfaces.msg import ParameterDescriptor
 from rclpy.node import Node
@@ -50,3 +52,40 @@ def parameter_values(node: Node, specs: Sequence[ParamSpec]) -> dict[str, Any]:
 def parameter_dict(params: Sequence[Parameter]) -> dict[str, Any]:
     """Return {name: value} for rclpy Parameters (as given to set-parameter callbacks)."""
     return {p.name: p.value for p in params}
+
+
+def non_finite_parameters(values: Mapping[str, Any]) -> list[str]:
+    """Return the names whose float (or float array) value holds NaN or infinity."""
+    bad = []
+    for name, value in values.items():
+        items = value if isinstance(value, (list, tuple, array.array)) else [value]
+        if any(isinstance(v, float) and not math.isfinite(v) for v in items):
+            bad.append(name)
+    return bad
+
+
+def merged_parameter_change(current: Mapping[str, Any], params: Sequence[Parameter],
+                            runtime: Collection[str]) -> tuple[dict[str, Any] | None, str]:
+    """Return (current values with the change applied, '') or (None, the reason to refuse).
+
+    The shared first step of every node's set-parameters callback: parameters outside `runtime`
+    (topics, QoS, files read once) need a restart, none may be unset, none may be non-finite.
+    The node then validates the merged values with the code it ran at start-up.
+    """
+    changes = parameter_dict(params)
+    unset = sorted(p.name for p in params if p.type_ == Parameter.Type.NOT_SET)
+    if unset:
+        return None, f'{", ".join(unset)} cannot be unset'
+    fixed = sorted(name for name in changes if name not in runtime)
+    if fixed:
+        return None, f'{", ".join(fixed)} cannot change while running; restart the node'
+    bad = non_finite_parameters(changes)
+    if bad:
+        return None, f'{", ".join(bad)} must be finite, got ' + ', '.join(
+            f'{name}={changes[name]!r}' for name in bad)
+    return {**current, **{name: _plain(value) for name, value in changes.items()}}, ''
+
+
+def _plain(value: Any) -> Any:
+    """Return array parameter values as lists (rclpy hands some over as array.array)."""
+    return list(value) if isinstance(value, array.array) else value

@@ -8,18 +8,22 @@ Put it in a namespace (e.g. `camera`) with `--ros-args -r __ns:=/camera`.
 
 from __future__ import annotations
 
+import dataclasses
 import sys
 from typing import Any
 
 import numpy as np
+from rcl_interfaces.msg import SetParametersResult
 from rclpy.node import Node
+from rclpy.parameter import Parameter
 from sensor_msgs.msg import CameraInfo, Image
 from std_msgs.msg import Header
 
 from seg_perception.conversions import numpy_to_image
 from seg_perception.monitoring import RateMeter
 from seg_perception.nodes.diagnostics import DiagnosticsPublisher
-from seg_perception.nodes.parameters import declare_parameters, ParamSpec
+from seg_perception.nodes.parameters import declare_parameters, merged_parameter_change, \
+    non_finite_parameters, ParamSpec
 from seg_perception.nodes.qos import sensor_qos
 from seg_perception.nodes.runner import run_node
 from seg_perception.synthetic import SyntheticCell, SyntheticConfig
@@ -39,6 +43,34 @@ PARAMETERS = (
               'reliable and best-effort subscribers)'),
     ParamSpec('depth_noise', True, 'Simulate depth noise and invalid holes'),
 )
+#: Applied by a running camera from the next frame (the cell or the timer rebuilt when needed);
+#: qos_reliability would need new publishers: refused, restart the node.
+RUNTIME_PARAMETERS = frozenset(spec.name for spec in PARAMETERS) - {'qos_reliability'}
+PARAMETERS = tuple(dataclasses.replace(spec, runtime=spec.name in RUNTIME_PARAMETERS)
+                   for spec in PARAMETERS)
+
+
+def cell_config_from_parameters(p: dict[str, Any]) -> SyntheticConfig:
+    """Validate the camera's parameter values; return the cell's configuration.
+
+    Raises ValueError (SyntheticConfigError included) naming the bad parameter.
+    """
+    non_finite = non_finite_parameters(p)
+    if non_finite:
+        raise ValueError(f'{", ".join(non_finite)} must be finite')
+    if p['depth_encoding'] not in DEPTH_ENCODINGS:
+        raise ValueError(f'depth_encoding must be one of {DEPTH_ENCODINGS}, '
+                         f'got {p["depth_encoding"]!r}')
+    if not p['rate_hz'] > 0:            # NaN fails too
+        raise ValueError(f'rate_hz must be positive, got {p["rate_hz"]}')
+    if p['max_frames'] < 0:
+        raise ValueError(f'max_frames must be >= 0 (0 = never stop), got {p["max_frames"]}')
+    frame_id = str(p['frame_id'])
+    if not frame_id or frame_id != frame_id.strip() or frame_id.startswith('/'):
+        raise ValueError(f'frame_id must be a tf2 frame id (not empty, no leading / or '
+                         f'spaces), got {frame_id!r}')
+    return SyntheticConfig(width=int(p['width']), height=int(p['height']),
+                           depth_noise=bool(p['depth_noise']))
 
 
 def camera_info_msg(K: np.ndarray, width: int, height: int, header: Header) -> CameraInfo:
@@ -67,14 +99,8 @@ class SyntheticCameraNode(Node):
     def __init__(self, **kwargs: Any) -> None:
         super().__init__('synthetic_camera', **kwargs)
         p = declare_parameters(self, PARAMETERS)
-        if p['depth_encoding'] not in DEPTH_ENCODINGS:
-            raise ValueError(f'depth_encoding must be one of {DEPTH_ENCODINGS}, '
-                             f'got {p["depth_encoding"]!r}')
-        if p['rate_hz'] <= 0:
-            raise ValueError(f'rate_hz must be positive, got {p["rate_hz"]}')
+        self.cell = SyntheticCell(cell_config_from_parameters(p))
         self.params = p
-        self.cell = SyntheticCell(SyntheticConfig(width=int(p['width']), height=int(p['height']),
-                                                  depth_noise=bool(p['depth_noise'])))
         qos = sensor_qos(p['qos_reliability'], 5)
         self.pubs = {name: self.create_publisher(msg_type, name, qos) for name, msg_type in (
             ('color/image_raw', Image), ('depth/image_rect', Image),
@@ -85,8 +111,28 @@ class SyntheticCameraNode(Node):
         self.diagnostics = DiagnosticsPublisher(self)
         self.create_timer(1.0, self._publish_diagnostics)
         self._timer = self.create_timer(1.0 / p['rate_hz'], self._publish_frame)
+        self.add_on_set_parameters_callback(self._on_set_parameters)
         self.get_logger().info(
             f'synthetic cell {p["width"]}x{p["height"]} at {p["rate_hz"]} Hz, seed {p["seed"]}')
+
+    def _on_set_parameters(self, params: list[Parameter]) -> SetParametersResult:
+        """Apply a change from the next frame through the start-up validation, or refuse it."""
+        values, reason = merged_parameter_change(self.params, params, RUNTIME_PARAMETERS)
+        if values is None:
+            return SetParametersResult(successful=False, reason=reason)
+        try:
+            config = cell_config_from_parameters(values)
+        except ValueError as exc:
+            return SetParametersResult(successful=False, reason=str(exc))
+        if config != self.cell.config:
+            self.cell = SyntheticCell(config)
+        old, self.params = self.params, values
+        if (values['rate_hz'], values['max_frames']) != (old['rate_hz'], old['max_frames']):
+            # A new period, or frames again after max_frames stopped the timer.
+            self.destroy_timer(self._timer)
+            self._timer = self.create_timer(1.0 / values['rate_hz'], self._publish_frame)
+        self.get_logger().info(f'parameters changed: {", ".join(p.name for p in params)}')
+        return SetParametersResult(successful=True)
 
     def _publish_frame(self) -> None:
         p = self.params
