@@ -25,7 +25,15 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
                         'benchmark the synthetic cell generator (frames/s)'),
     'bag write-synthetic': ('seg_perception.bag.synthetic_to_bag',
                             'write synthetic cell frames with ground truth into a rosbag2'),
+    'export': ('seg_perception.segmentation.export_cli',
+               'export a model to ONNX or TorchScript (checked against PyTorch)'),
+    'quantize': ('seg_perception.segmentation.quantize_cli',
+                 'INT8 post-training quantisation (OpenVINO/NNCF or ONNX Runtime)'),
+    'bench backends': ('seg_perception.bench.backends_bench',
+                       'the same frames through every installed runtime and precision'),
     'demo': ('seg_perception.demo', 'run the whole pipeline on the synthetic cell'),
+    'doctor': ('seg_perception.doctor', 'check the ROS 2 transport set-up for camera images '
+               '(RMW, Fast DDS profile, socket buffers; --topic: a live topic)'),
 }
 
 

@@ -32,6 +32,8 @@ def isolate_ros_environment() -> int:
     log_dir.mkdir(parents=True, exist_ok=True)
     os.environ['ROS_LOG_DIR'] = str(log_dir)
     os.environ.setdefault('RCUTILS_COLORIZED_OUTPUT', '0')
+    # exported graphs of the runtime backends go to build/, not the user's ~/.cache
+    os.environ['SEG_PERCEPTION_CACHE'] = str(BUILD_DIR / 'cache')
     return domain
 
 

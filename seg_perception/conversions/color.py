@@ -18,9 +18,11 @@ def as_rgb8(image: np.ndarray, encoding: str) -> np.ndarray:
     """
     if encoding not in _RGB_ORDER:
         raise ImageConversionError(
-            f'encoding {encoding!r} is not a colour image; expected one of {sorted(_RGB_ORDER)}')
+            f'encoding {encoding!r} is not a colour image; expected one of {sorted(_RGB_ORDER)}',
+            reason=f'unsupported_encoding:{encoding}')
     if image.dtype != np.uint8:
-        raise ImageConversionError(f'{encoding} image must be uint8, got {image.dtype}')
+        raise ImageConversionError(f'{encoding} image must be uint8, got {image.dtype}',
+                                   reason='not_uint8')
     order = _RGB_ORDER[encoding]
     if order is None:
         grey = image.reshape(image.shape[0], image.shape[1])

@@ -81,17 +81,20 @@ def compressed_to_numpy(msg: Any, desired: str = RGB8, *,
     """
     buffer = message_buffer(msg.data)
     if buffer.size == 0:
-        raise ImageConversionError(f'compressed image ({msg.format!r}) has no data')
+        raise ImageConversionError(f'compressed image ({msg.format!r}) has no data',
+                                   reason='no_data')
     if max_pixels is not None:
         size = compressed_image_size(buffer)
         if size is not None and size[0] * size[1] > max_pixels:
             raise ImageConversionError(
                 f'too_many_pixels: compressed image announces {size[0]}x{size[1]} = '
-                f'{size[0] * size[1]} pixels, over max_input_pixels {max_pixels}')
+                f'{size[0] * size[1]} pixels, over max_input_pixels {max_pixels}',
+                reason='too_many_pixels')
     decoded = cv2.imdecode(buffer, cv2.IMREAD_UNCHANGED)
     if decoded is None:
         raise ImageConversionError(
-            f'cannot decode compressed image with format {msg.format!r} ({buffer.size} bytes)')
+            f'cannot decode compressed image with format {msg.format!r} ({buffer.size} bytes)',
+            reason='undecodable')
     if desired == PASSTHROUGH:
         return decoded
     channels = 1 if decoded.ndim == 2 else decoded.shape[2]

@@ -69,7 +69,15 @@ ENCODINGS: dict[str, EncodingInfo] = _build_table()
 
 
 class ImageConversionError(ValueError):
-    """An image message or array that cannot be converted as asked."""
+    """An image message or array that cannot be converted as asked.
+
+    `reason` is a short token saying what was wrong ('step_too_small', 'data_too_short', ...):
+    the nodes count refused frames in /diagnostics under it (None: not said).
+    """
+
+    def __init__(self, message: str, *, reason: str | None = None) -> None:
+        super().__init__(message)
+        self.reason = reason
 
 
 class UnknownEncodingError(ImageConversionError):
@@ -83,4 +91,5 @@ def encoding_info(encoding: str) -> EncodingInfo:
     except KeyError:
         supported = ', '.join(sorted(ENCODINGS))
         raise UnknownEncodingError(
-            f'unknown image encoding {encoding!r}; supported: {supported}') from None
+            f'unknown image encoding {encoding!r}; supported: {supported}',
+            reason=f'unsupported_encoding:{encoding}') from None

@@ -40,7 +40,8 @@ def message_buffer(data: Any) -> np.ndarray:
         return np.frombuffer(data, dtype=np.uint8)
     except TypeError as exc:
         raise ImageConversionError(
-            f'image data of type {type(data).__name__} is not a byte buffer') from exc
+            f'image data of type {type(data).__name__} is not a byte buffer',
+            reason='data_not_bytes') from exc
 
 
 def image_to_numpy(msg: Any) -> np.ndarray:
@@ -53,17 +54,20 @@ def image_to_numpy(msg: Any) -> np.ndarray:
     height, width, step = int(msg.height), int(msg.width), int(msg.step)
     if height <= 0 or width <= 0:
         raise ImageConversionError(
-            f'image has zero size: height={height}, width={width} (encoding {msg.encoding!r})')
+            f'image has zero size: height={height}, width={width} (encoding {msg.encoding!r})',
+            reason='zero_size')
     row_bytes = width * info.bytes_per_pixel
     if step < row_bytes:
         raise ImageConversionError(
             f'image step {step} is smaller than width*bytes_per_pixel = {width}*'
-            f'{info.bytes_per_pixel} = {row_bytes} for encoding {msg.encoding!r}')
+            f'{info.bytes_per_pixel} = {row_bytes} for encoding {msg.encoding!r}',
+            reason='step_too_small')
     buffer = message_buffer(msg.data)
     if buffer.size < height * step:
         raise ImageConversionError(
             f'image data has {buffer.size} bytes, fewer than height*step = {height}*{step} = '
-            f'{height * step} (encoding {msg.encoding!r}, {width}x{height})')
+            f'{height * step} (encoding {msg.encoding!r}, {width}x{height})',
+            reason='data_too_short')
     dtype = info.dtype.newbyteorder('>' if msg.is_bigendian else '<')
     shape: tuple[int, ...] = (height, width, info.channels)
     strides: tuple[int, ...] = (step, info.bytes_per_pixel, info.dtype.itemsize)

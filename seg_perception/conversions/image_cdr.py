@@ -76,7 +76,8 @@ class _Reader:
         self.size = len(raw)
         if self.size < _HEADER_BYTES:
             raise ImageConversionError(
-                f'serialized Image has {self.size} bytes, too short for a CDR header')
+                f'serialized Image has {self.size} bytes, too short for a CDR header',
+                reason='cdr_too_short')
         representation = raw[0] << 8 | raw[1]
         if representation in _LITTLE_ENDIAN_IDS:
             self.order = '<'
@@ -85,7 +86,8 @@ class _Reader:
         else:
             raise ImageConversionError(
                 f'serialized Image has CDR representation id 0x{representation:04x}; expected '
-                'plain CDR or XCDR2 (0x0000, 0x0001, 0x0006, 0x0007)')
+                'plain CDR or XCDR2 (0x0000, 0x0001, 0x0006, 0x0007)',
+                reason='cdr_representation')
         self.offset = _HEADER_BYTES
 
     def take(self, size: int, what: str) -> int:
@@ -94,7 +96,7 @@ class _Reader:
         if start + size > self.size:
             raise ImageConversionError(
                 f'serialized Image ends inside {what}: needs bytes {start}..{start + size}, '
-                f'has {self.size}')
+                f'has {self.size}', reason='cdr_truncated')
         self.offset = start + size
         return start
 
@@ -113,11 +115,13 @@ class _Reader:
         length = self.uint32(what)  # includes the terminating NUL
         start = self.take(length, what)
         if length == 0 or self.raw[start + length - 1] != 0:
-            raise ImageConversionError(f'serialized Image: {what} is not a NUL-terminated string')
+            raise ImageConversionError(f'serialized Image: {what} is not a NUL-terminated string',
+                                       reason='cdr_bad_string')
         try:
             return bytes(self.raw[start:start + length - 1]).decode('utf-8')
         except UnicodeDecodeError as exc:
-            raise ImageConversionError(f'serialized Image: {what} is not UTF-8: {exc}') from exc
+            raise ImageConversionError(f'serialized Image: {what} is not UTF-8: {exc}',
+                                       reason='cdr_bad_string') from exc
 
 
 def decode_image(raw: bytes | bytearray | memoryview) -> SerializedImage:

@@ -22,10 +22,11 @@ import torch
 
 from seg_perception.evaluation.metrics import format_table
 from seg_perception.evaluation.offline import EVAL_SEED_START, evaluate_synthetic, \
-    measure_latency
+    evaluation_engine, measure_latency
 from seg_perception.evaluation.online import add_bag_arguments, run_bag
-from seg_perception.segmentation.model_spec import default_model_path, load_checkpoint, \
-    ModelSpec
+from seg_perception.segmentation.backends import BACKENDS
+from seg_perception.segmentation.engine import SegmentationEngine
+from seg_perception.segmentation.model_spec import default_model_path
 
 
 def _add_synthetic_arguments(parser: argparse.ArgumentParser) -> None:
@@ -41,8 +42,7 @@ def _add_synthetic_arguments(parser: argparse.ArgumentParser) -> None:
                         '(some empty) only, or the cell before the real-camera randomisation')
 
 
-def _run_synthetic(args: argparse.Namespace, model: torch.nn.Module,
-                   spec: ModelSpec) -> dict[str, Any]:
+def _run_synthetic(args: argparse.Namespace, engine: SegmentationEngine) -> dict[str, Any]:
     h, w = (int(v) for v in args.frame_size.lower().split('x'))
     step = max(1, args.synthetic_frames // 10)
 
@@ -50,16 +50,14 @@ def _run_synthetic(args: argparse.Namespace, model: torch.nn.Module,
         if done % step < args.batch_size or done == total:
             print(f'evaluated {done}/{total} frames', flush=True)
 
-    return evaluate_synthetic(model, spec, frames=args.synthetic_frames,
+    return evaluate_synthetic(engine, frames=args.synthetic_frames,
                               seed_start=args.seed_start, size_hw=(h, w),
-                              batch_size=args.batch_size, device=args.device,
-                              scenes=args.scenes, progress=progress)
+                              batch_size=args.batch_size, scenes=args.scenes, progress=progress)
 
 
 #: mode -> (argument adder, runner)
 MODES: dict[str, tuple[Callable[[argparse.ArgumentParser], None],
-                       Callable[[argparse.Namespace, torch.nn.Module, ModelSpec],
-                                dict[str, Any]]]] = {
+                       Callable[[argparse.Namespace, SegmentationEngine], dict[str, Any]]]] = {
     'synthetic': (_add_synthetic_arguments, _run_synthetic),
 }
 #: modes that run the production engine / node on a model name and write a report folder
@@ -135,13 +133,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Add the evaluate subcommand's options."""
     parser.formatter_class = argparse.ArgumentDefaultsHelpFormatter
     parser.add_argument('--model', default='default',
-                        help="checkpoint .pt (with its .json sidecar) or 'default'; bag and "
-                             'online modes also take registry names and .ts/.onnx files')
+                        help="'default', a registry name, or a .pt/.ts/.onnx/.xml file with its "
+                             '.json sidecar')
     parser.add_argument('--mode', choices=tuple(MODES) + BAG_MODES + (FRAMES_MODE,),
                         default='synthetic')
     parser.add_argument('--out', type=Path, default=Path('build/eval/synthetic'),
                         help='output folder for metrics.json')
     parser.add_argument('--device', default='cpu', help="'cpu', 'cuda' or 'auto'")
+    parser.add_argument('--backend', choices=BACKENDS, default=None,
+                        help="runtime of the network in synthetic mode (default: the model's "
+                             'own; auto = the fastest installed one)')
     parser.add_argument('--batch-size', type=int, default=4)
     parser.add_argument('--threads', type=int, default=2, help='torch.set_num_threads')
     parser.add_argument('--latency-runs', type=int, default=50,
@@ -163,19 +164,22 @@ def main(args: argparse.Namespace) -> int:
     if args.device == 'auto':
         args.device = 'cuda' if torch.cuda.is_available() else 'cpu'
     path = default_model_path() if args.model == 'default' else Path(args.model)
-    model, spec = load_checkpoint(path, map_location=args.device)
+    engine = evaluation_engine(args.model, device=args.device, backend=args.backend)
+    spec = engine.spec
     _, runner = MODES[args.mode]
-    summary = runner(args, model, spec)
+    summary = runner(args, engine)
     summary['model'] = str(path)
     summary['model_name'] = spec.model_name
     summary['arch'] = spec.arch
-    summary['input_size_hw'] = list(spec.input_size)
+    summary['backend'] = engine.backend
+    summary['input_size_hw'] = list(engine.input_size)
     if args.latency_runs > 0:
-        summary['latency'] = measure_latency(model, spec, runs=args.latency_runs,
+        summary['latency'] = measure_latency(engine, runs=args.latency_runs,
                                              threads=args.threads,
                                              frame_size_hw=tuple(summary.get('frame_size_hw',
                                                                              (480, 640))))
-    print(f'model {path} ({spec.arch}, input {spec.input_size[0]}x{spec.input_size[1]})')
+    print(f'model {path} ({spec.arch}, input {engine.input_size[0]}x{engine.input_size[1]}, '
+          f'backend {engine.backend})')
     print(format_table(summary))
     if 'item_iou' in summary:
         print(f'item-vs-rest IoU ({summary.get("scenes", "all")} scenes): '

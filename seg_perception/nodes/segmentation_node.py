@@ -9,6 +9,7 @@ conversion would copy every frame's pixels four times more.
 
 from __future__ import annotations
 
+import re
 import sys
 import threading
 import time
@@ -19,12 +20,13 @@ from rclpy.node import Node
 from rclpy.parameter import Parameter
 from rclpy.subscription import Subscription
 from rclpy.timer import Timer
-from sensor_msgs.msg import CompressedImage, Image
+from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 from std_msgs.msg import ColorRGBA
 import torch
 
 from seg_interfaces.msg import LabelInfo
 from seg_perception.conversions import compressed_to_numpy, image_to_numpy, ImageConversionError
+from seg_perception.conversions.camera_info import CameraInfoScaleError, scaled_intrinsics
 from seg_perception.conversions.color import as_rgb8
 from seg_perception.conversions.image_cdr import decode_image, encode_image
 from seg_perception.frame_mailbox import LatestMailbox
@@ -48,6 +50,11 @@ PARAMETERS = (
     ParamSpec('model', 'default', "Model: 'default' (shipped), a registry name such as "
               "'lraspp_mobilenet_v3_large', or a .pt/.ts/.onnx file with a .json sidecar"),
     ParamSpec('model_spec', '', 'Sidecar JSON for the model when it does not sit beside it'),
+    ParamSpec('backend', 'auto', "Runtime of the network: 'auto' (every installed runtime timed "
+              "on the model at start-up, the fastest kept), 'torch', 'onnxruntime' or "
+              "'openvino'"),
+    ParamSpec('openvino_device', 'CPU', "OpenVINO device for backend openvino: 'CPU' or 'GPU' "
+              '(an Intel GPU)'),
     ParamSpec('device', 'auto', "Inference device: 'auto' (cuda if present), 'cpu', 'cuda:N'"),
     ParamSpec('precision', 'fp16', 'fp32, fp16 or bf16 (fp16: GPU only; bf16: GPU, or CPUs '
               'with AVX512-BF16/AMX)'),
@@ -63,6 +70,12 @@ PARAMETERS = (
               runtime=True),
     ParamSpec('min_region_pixels', 0, 'Relabel connected regions smaller than this (0 = off)',
               runtime=True),
+    ParamSpec('refine', 'none', "Move class boundaries to colour edges before the argmax: 'none', "
+              "'crf' (mean-field CRF, sharpest) or 'guided' (guided filter)", runtime=True),
+    ParamSpec('morph', 'none', "Per-class 'open' (drop specks and spurs) or 'close' (fill "
+              "gaps) of the label map, or 'none'", runtime=True),
+    ParamSpec('morph_kernel_px', 3, 'Square kernel of morph, label-map pixels (1..63)',
+              runtime=True),
     ParamSpec('qos_reliability', 'auto',
               "Input QoS reliability: 'auto' follows each camera's publishers (a reliable "
               "camera delivers every frame even over UDP), or 'best_effort' / 'reliable'"),
@@ -77,29 +90,50 @@ PARAMETERS = (
     ParamSpec('max_input_pixels', 4096 * 4096,
               'Larger images, including compressed ones whose header announces more, are '
               'refused before decoding (a decompression bomb stalls every camera)'),
+    ParamSpec('camera_info_topics', [],
+              "CameraInfo topic of each image topic, in the same order ('' = none); [] = the "
+              'one beside each image (<camera folder>/camera_info). The latest is republished '
+              'as <prefix>/segmentation/camera_info with every label image',
+              type_=Parameter.Type.STRING_ARRAY),
 )
+#: Characters a reason token keeps (parts of it, such as an encoding name, come off the wire).
+_TOKEN_UNSAFE = re.compile(r'[^A-Za-z0-9_.:-]')
 
 
 def _reason_of(exc: Exception) -> str:
-    """Return a refused frame's reason token.
+    """Return a refused frame's reason token, which says what was wrong with it.
 
-    The message's leading 'token:' when it has one, else the error's class name.
+    The error's `reason` (conversion errors carry one, e.g. 'step_too_small'), else the
+    message's leading 'token:', else the error's class name; cut to 48 safe characters, since a
+    wire-supplied encoding name can be part of it and it becomes a /diagnostics key.
     """
-    head, sep, _ = str(exc).partition(':')
-    return head if sep and head.isidentifier() else type(exc).__name__
+    reason = getattr(exc, 'reason', None)
+    if not isinstance(reason, str) or not reason:
+        head, sep, _ = str(exc).partition(':')
+        reason = head if sep and head.isidentifier() else type(exc).__name__
+    return _TOKEN_UNSAFE.sub('_', reason)[:48]
 
 
 class _Camera:
     """Per-camera state: subscription, newest pending frame, publishers and statistics."""
 
-    def __init__(self, topic: str) -> None:
+    def __init__(self, topic: str, camera_info_topic: str = '') -> None:
         self.topic = topic
         self.prefix, self.compressed = camera_prefix(topic)
+        self.camera_info_topic = camera_info_topic
+        self.camera_info: CameraInfo | None = None  # the latest, set by the executor thread
         self.received = RateMeter()
         self.published = RateMeter()
         self.end_to_end_ms = LatencyStats()
+        self.problems = ProblemCounter()
+        self.last_problem = ''
         self.publishers: dict[str, Any] = {}
         self.mask_publishers: dict[int, Any] = {}
+
+    def report(self, reason: str, message: str) -> bool:
+        """Count a problem of this camera; return True the first time its reason is seen."""
+        self.last_problem = reason
+        return self.problems.report(reason, message)
 
     def out(self, name: str) -> str:
         return f'{self.prefix}/segmentation/{name}' if self.prefix else f'segmentation/{name}'
@@ -131,14 +165,16 @@ class SegmentationWork:
             model=s.model, spec_path=s.model_spec or None, device=s.device,
             precision=s.precision, input_size=s.input_size, upsample=s.upsample,
             min_region_pixels=s.min_region_pixels, warmup_iterations=s.warmup_iterations,
-            overlay_alpha=s.overlay_alpha))
+            overlay_alpha=s.overlay_alpha, backend=s.backend,
+            openvino_device=s.openvino_device, refine=s.refine, morph=s.morph,
+            morph_kernel_px=s.morph_kernel_px))
         self.class_set = self.engine.class_set
         s.validate(self.class_set)  # classes_to_mask must exist in the model
-        self.problems = ProblemCounter()
         self.inference_ms = LatencyStats()
         self.mailbox = LatestMailbox()
         self._out_qos = sensor_qos(s.output_qos_reliability, 5)
-        self.cameras = [_Camera(t) for t in s.image_topics]
+        self.cameras = [_Camera(t, i) for t, i in zip(s.image_topics, s.camera_info_inputs())]
+        instances = bool(getattr(self.engine.segmenter, 'produces_instances', False))
         for cam in self.cameras:
             msg_type = CompressedImage if cam.compressed else Image
             cam.input = FollowingSubscription(
@@ -147,8 +183,15 @@ class SegmentationWork:
                 on_change=lambda old, new, t=cam.topic: self.get_logger().info(
                     f'{t}: input reliability {old} -> {new} (following its publishers)'))
             self._entities.append(cam.input)
-            for name in ('labels', 'overlay', 'confidence'):
+            for name in ('labels', 'overlay', 'confidence') + (('instances',) * instances):
                 cam.publishers[name] = self.create_publisher(Image, cam.out(name), self._out_qos)
+            if cam.camera_info_topic:
+                self._entities.append(FollowingSubscription(
+                    self, CameraInfo, cam.camera_info_topic,
+                    lambda msg, c=cam: setattr(c, 'camera_info', msg),
+                    reliability=s.qos_reliability, depth=1))
+                cam.publishers['camera_info'] = self.create_publisher(
+                    CameraInfo, cam.out('camera_info'), self._out_qos)
             cam.publishers['label_info'] = self.create_publisher(
                 LabelInfo, cam.out('label_info'), latched_qos())
             self._entities.extend(cam.publishers.values())
@@ -163,7 +206,8 @@ class SegmentationWork:
         for note in self.engine.notes:
             self.get_logger().info(note)
         self.get_logger().info(
-            f'model {self.engine.model_name!r} on {self.engine.device} '
+            f'model {self.engine.model_name!r} on {self.engine.device} with backend '
+            f'{self.engine.backend} '
             f'({len(self.class_set)} classes, input {self.engine.input_size}); '
             f'cameras: {", ".join(c.topic for c in self.cameras)}')
 
@@ -214,6 +258,8 @@ class SegmentationWork:
         # The worker reads these between frames; each assignment is atomic.
         self._update_mask_publishers(candidate.classes_to_mask)
         self.engine.set_min_region_pixels(candidate.min_region_pixels)
+        self.engine.set_refine(candidate.refine)
+        self.engine.set_morph(candidate.morph, candidate.morph_kernel_px)
         self.settings = candidate
         return SetParametersResult(successful=True)
 
@@ -262,7 +308,8 @@ class SegmentationWork:
                     if not self.mailbox.closed:  # closed meanwhile: stopping, publish nothing
                         self._process(batch)
             except Exception as exc:  # noqa: B902 - a worker must survive any frame
-                if self.problems.report('processing_error', str(exc)):
+                first = [cam.report('processing_error', str(exc)) for cam, _ in batch]
+                if any(first):
                     self.get_logger().error(f'frame processing failed: {exc!r}')
 
     def _decode(self, cam: _Camera, msg: Any) -> tuple[Any, Any]:
@@ -274,7 +321,7 @@ class SegmentationWork:
         if image.width * image.height > limit:
             raise ImageConversionError(f'too_many_pixels: image is {image.width}x{image.height}'
                                        f' = {image.width * image.height} pixels, over '
-                                       f'max_input_pixels {limit}')
+                                       f'max_input_pixels {limit}', reason='too_many_pixels')
         return as_rgb8(image_to_numpy(image), image.encoding), image.header
 
     def _process(self, batch: list[tuple[_Camera, tuple[Any, int]]]) -> None:
@@ -286,7 +333,7 @@ class SegmentationWork:
                 valid.append((cam, header, received_ns))
             except (ImageConversionError, ValueError) as exc:
                 reason = f'bad_input:{_reason_of(exc)}'
-                if self.problems.report(reason, str(exc)):
+                if cam.report(reason, str(exc)):
                     self.get_logger().warning(
                         f'{cam.topic}: frame refused ({exc}); counted in diagnostics, '
                         'further ones are not logged')
@@ -317,13 +364,42 @@ class SegmentationWork:
                 pubs['overlay'].publish(encode_image(result.overlay, 'rgb8', header))
             if result.confidence is not None:
                 pubs['confidence'].publish(encode_image(result.confidence, 'mono8', header))
+            if result.instances is not None and 'instances' in pubs:
+                pubs['instances'].publish(encode_image(result.instances, 'mono16', header))
+            if 'camera_info' in pubs:
+                self._publish_camera_info(cam, header, result.labels.shape)
             cam.end_to_end_ms.add((time.monotonic_ns() - received_ns) / 1e6)
+
+    def _publish_camera_info(self, cam: _Camera, header: Any, shape: tuple[int, ...]) -> None:
+        """Republish the camera's latest CameraInfo with the labels' stamp and size."""
+        info = cam.camera_info
+        if info is None:
+            return
+        height, width = int(shape[0]), int(shape[1])
+        k, p = info.k, info.p
+        if _binned_or_cropped(info):  # K/P and the size are the full sensor's: keep them
+            height, width = info.height, info.width
+        else:
+            try:
+                k, p = scaled_intrinsics(k, p, (int(info.width), int(info.height)),
+                                         (width, height))
+            except CameraInfoScaleError as exc:
+                if cam.report(f'bad_camera_info:{exc.reason}', str(exc)):
+                    self.get_logger().warning(f'{cam.camera_info_topic}: {exc}; not '
+                                              'republished, counted in diagnostics')
+                return
+        out = CameraInfo(height=height, width=width, distortion_model=info.distortion_model,
+                         d=info.d, k=k, r=info.r, p=p, binning_x=info.binning_x,
+                         binning_y=info.binning_y, roi=info.roi)
+        out.header.stamp.sec, out.header.stamp.nanosec = header.stamp.sec, header.stamp.nanosec
+        out.header.frame_id = header.frame_id
+        cam.publishers['camera_info'].publish(out)
 
     # --- diagnostics
     def _publish_diagnostics(self) -> None:
         statuses = []
-        problems = self.problems.snapshot()
         for cam in self.cameras:
+            problems = cam.problems.snapshot()
             since = cam.received.seconds_since_last()
             level, message = 'ok', 'running'
             if since is None:
@@ -344,7 +420,10 @@ class SegmentationWork:
                 'end_to_end_ms_p95': cam.end_to_end_ms.percentile(95),
                 'inference_ms_p50': self.inference_ms.percentile(50),
                 'device': str(self.engine.device),
+                'backend': self.engine.backend,
                 'model': self.engine.model_name,
+                'problems_total': sum(problems.values()),
+                'last_problem': cam.last_problem,
                 **{f'problem:{k}': v for k, v in problems.items()},
             }))
         self.diagnostics.publish(statuses)
@@ -378,6 +457,12 @@ class SegmentationNode(SegmentationWork, Node):
         if worker is not None and worker.is_alive():
             worker.join(timeout=5.0)
         super().destroy_node()
+
+
+def _binned_or_cropped(info: CameraInfo) -> bool:
+    """Return True when binning or an ROI is set: K/P are then the full sensor's (REP 104)."""
+    return (info.binning_x > 1 or info.binning_y > 1 or info.roi.width > 0
+            or info.roi.height > 0)
 
 
 def _subscribed(publishers: Any) -> bool:

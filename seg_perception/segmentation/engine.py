@@ -15,20 +15,23 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 import logging
 import time
-from typing import Sequence
+from typing import Any, Sequence
 
 import numpy as np
 import torch
 
 from seg_perception.classes import ClassSet
 from seg_perception.host_memory import retain_freed_memory
+from seg_perception.segmentation import backends
 from seg_perception.segmentation import postprocess as post
+from seg_perception.segmentation import refine as refinement
+from seg_perception.segmentation.device import cpu_has_native_bf16, DeviceError, resolve_device
 from seg_perception.segmentation.loader import load_segmenter
-from seg_perception.segmentation.model_spec import ModelSpec, parse_input_size
+from seg_perception.segmentation.model_spec import ModelLoadError, ModelSpec, parse_input_size
 from seg_perception.segmentation.preprocess import InputError, Normaliser, validate_images
 
 __all__ = ['EngineConfig', 'EngineConfigError', 'InputError', 'SegmentationEngine',
-           'SegmentationResult', 'resolve_device']
+           'SegmentationResult', 'cpu_has_native_bf16', 'resolve_device']
 
 LOG = logging.getLogger(__name__)
 PRECISIONS = ('fp32', 'fp16', 'bf16')
@@ -48,6 +51,9 @@ class EngineConfig:
     this take the label of the nearest kept region (0/1 = off); see
     :func:`postprocess.remove_small_regions`. morph / morph_kernel_px: per-class opening or
     closing of the output label map (see :func:`postprocess.morph_labels`).
+    refine: 'none' | 'crf' | 'guided': edge-aware refinement of the logits with the frame's
+    colours before the argmax (see :mod:`.refine`; boundary F 0.40 -> 0.58 on the synthetic
+    cell, at a cost per frame measured in docs/benchmarks.md).
     precision: fp16/bf16 use autocast on CUDA; on the CPU bf16 uses autocast when the CPU has
     native bf16 (AVX512-BF16/AMX), and otherwise the engine runs fp32 and says so in
     `engine.notes`.
@@ -57,6 +63,10 @@ class EngineConfig:
     retain_host_memory: on the CPU, keep freed activation memory mapped (process-wide glibc
     setting, see :mod:`seg_perception.host_memory`); the default model's forward pass then stops
     page-faulting ~10 MB per frame (about 19 -> 16 ms here, and no drift).
+    backend: the runtime of the network, 'torch' | 'onnxruntime' | 'openvino', 'auto' (each
+    installed one timed on the model at start-up, the fastest kept; see :mod:`.backends`), or
+    None: the model's own (torch for torch models, onnxruntime for .onnx, openvino for .xml).
+    openvino_device: where OpenVINO runs ('CPU', or 'GPU' for an Intel GPU).
     """
 
     model: str = 'default'
@@ -70,14 +80,26 @@ class EngineConfig:
     min_region_pixels: int = 0
     morph: str = 'none'
     morph_kernel_px: int = 3
+    refine: str = 'none'
     warmup_iterations: int = 1
     overlay_alpha: float = 0.5
     retain_host_memory: bool = True
+    backend: str | None = None
+    openvino_device: str = 'CPU'
 
     def __post_init__(self) -> None:
         if not isinstance(self.model, str) or not self.model:
             raise EngineConfigError(f'model must be a non-empty string, got {self.model!r}')
-        resolve_device(self.device, check_available=False)
+        try:
+            resolve_device(self.device, check_available=False)
+        except DeviceError as exc:
+            raise EngineConfigError(str(exc)) from exc
+        if self.backend is not None and self.backend not in backends.BACKENDS:
+            raise EngineConfigError(f'backend must be one of {backends.BACKENDS}, got '
+                                    f'{self.backend!r}')
+        if not isinstance(self.openvino_device, str) or not self.openvino_device:
+            raise EngineConfigError(f'openvino_device must be an OpenVINO device name such as '
+                                    f"'CPU' or 'GPU', got {self.openvino_device!r}")
         if self.precision not in PRECISIONS:
             raise EngineConfigError(f'precision must be one of {PRECISIONS}, got '
                                     f'{self.precision!r}')
@@ -88,15 +110,26 @@ class EngineConfig:
             raise EngineConfigError(f'upsample must be one of {UPSAMPLE_MODES}, got '
                                     f'{self.upsample!r}')
         _check_min_region(self.min_region_pixels)
-        if self.morph not in post.MORPH_OPS:
-            raise EngineConfigError(f'morph must be one of {post.MORPH_OPS}, got {self.morph!r}')
-        if not isinstance(self.morph_kernel_px, int) or not 1 <= self.morph_kernel_px <= 63:
-            raise EngineConfigError(f'morph_kernel_px must be an int in 1..63, got '
-                                    f'{self.morph_kernel_px!r}')
+        _check_morph(self.morph, self.morph_kernel_px)
+        _check_refine(self.refine)
         if not isinstance(self.warmup_iterations, int) or self.warmup_iterations < 0:
             raise EngineConfigError(f'warmup_iterations must be an int >= 0, got '
                                     f'{self.warmup_iterations!r}')
         _check_alpha(self.overlay_alpha)
+
+
+def _check_refine(value: object) -> None:
+    try:
+        refinement.check_mode(value)
+    except refinement.RefineConfigError as exc:
+        raise EngineConfigError(str(exc)) from exc
+
+
+def _check_morph(op: object, kernel_px: object) -> None:
+    if op not in post.MORPH_OPS:
+        raise EngineConfigError(f'morph must be one of {post.MORPH_OPS}, got {op!r}')
+    if not isinstance(kernel_px, int) or isinstance(kernel_px, bool) or not 1 <= kernel_px <= 63:
+        raise EngineConfigError(f'morph_kernel_px must be an int in 1..63, got {kernel_px!r}')
 
 
 def _check_min_region(value: object) -> None:
@@ -107,35 +140,6 @@ def _check_min_region(value: object) -> None:
 def _check_alpha(value: object) -> None:
     if not isinstance(value, (int, float)) or not 0.0 <= float(value) <= 1.0:
         raise EngineConfigError(f'overlay alpha must be in [0, 1], got {value!r}')
-
-
-def resolve_device(name: str, *, check_available: bool = True) -> torch.device:
-    """Return the torch device for 'auto' | 'cpu' | 'cuda' | 'cuda:N' (auto: CUDA if present)."""
-    if name == 'auto':
-        return torch.device('cuda' if torch.cuda.is_available() else 'cpu')
-    try:
-        device = torch.device(name)
-    except (RuntimeError, TypeError) as exc:
-        raise EngineConfigError(f"device must be 'auto', 'cpu', 'cuda' or 'cuda:N', got "
-                                f'{name!r}') from exc
-    if device.type not in ('cpu', 'cuda'):
-        raise EngineConfigError(f"device must be 'auto', 'cpu', 'cuda' or 'cuda:N', got {name!r}")
-    if check_available and device.type == 'cuda':
-        if not torch.cuda.is_available():
-            raise EngineConfigError(f'device {name!r} asked for but CUDA is not available')
-        if device.index is not None and device.index >= torch.cuda.device_count():
-            raise EngineConfigError(f'device {name!r} does not exist '
-                                    f'({torch.cuda.device_count()} CUDA devices)')
-    return device
-
-
-def cpu_has_native_bf16() -> bool:
-    """Return True when the CPU computes bf16 in hardware (AVX512-BF16 or AMX).
-
-    Without it oneDNN emulates bf16, and autocast is slower than fp32.
-    """
-    checks = ('_is_avx512_bf16_supported', '_is_amx_tile_supported')
-    return any(bool(getattr(torch.cpu, name, lambda: False)()) for name in checks)
 
 
 @dataclass
@@ -156,45 +160,36 @@ class SegmentationResult:
 class SegmentationEngine:
     """Load a model once and segment batches of frames on its device (one worker thread)."""
 
-    def __init__(self, config: EngineConfig) -> None:
+    def __init__(self, config: EngineConfig, *,
+                 loaded: tuple[Any, ModelSpec] | None = None) -> None:
+        """Load `config.model` (or take `loaded`: a segmenter and its spec already in memory)."""
         if not isinstance(config, EngineConfig):
             raise TypeError(f'config must be an EngineConfig, got {type(config).__name__}')
         self.config = config
-        self.device = resolve_device(config.device)
+        try:
+            self.device = resolve_device(config.device)
+        except DeviceError as exc:
+            raise EngineConfigError(str(exc)) from exc
         self.notes: list[str] = []
+        self.backend_timings_ms: dict[str, float] = {}  # what backend 'auto' measured
         if self.device.type == 'cpu' and config.retain_host_memory \
                 and not retain_freed_memory():
             self._note('retain_host_memory: not a glibc system; freed memory is returned to the '
                        'kernel as usual')
         self.spec: ModelSpec
-        self.segmenter, self.spec = load_segmenter(config.model, device=self.device,
-                                                   spec_path=config.spec_path,
-                                                   input_size=config.input_size)
+        self.segmenter, self.spec = loaded if loaded is not None else self._open_backend(config)
+        self.backend: str = getattr(self.segmenter, 'backend', 'torch')
         self.model_name: str = self.spec.model_name
         self.class_set: ClassSet = self.spec.class_set
         self.input_size: tuple[int, int] = config.input_size or tuple(self.spec.input_size)
-        if config.input_size is not None and hasattr(self.segmenter, 'session') \
+        if config.input_size is not None and getattr(self.segmenter, 'fixed_input_size', False) \
                 and tuple(config.input_size) != tuple(self.spec.input_size):
-            raise EngineConfigError(f'input_size {config.input_size} differs from the fixed ONNX '
-                                    f'input {tuple(self.spec.input_size)}')
-        self._autocast = None
-        if config.precision != 'fp32':
-            if hasattr(self.segmenter, 'session'):
-                self._note(f'precision {config.precision} ignored for ONNX models')
-            elif self.device.type != 'cuda':
-                if config.precision == 'fp16':
-                    self._note('precision fp16 needs CUDA; running fp32 on the CPU (bf16 runs '
-                               'on CPUs with AVX512-BF16 or AMX)')
-                elif cpu_has_native_bf16():
-                    self._autocast = torch.bfloat16
-                else:
-                    self._note('precision bf16: this CPU has no native bf16 (AVX512-BF16/AMX); '
-                               'running fp32')
-            else:
-                self._autocast = _AUTOCAST_DTYPES[config.precision]
+            raise EngineConfigError(f'input_size {config.input_size} differs from the fixed '
+                                    f'{self.backend} graph input {tuple(self.spec.input_size)}')
+        self._autocast = self._autocast_dtype(self.segmenter, notes=True)
         supported = hasattr(self.segmenter, 'to_channels_last')
         if config.channels_last and not supported:
-            self._note('channels_last ignored for this backend')
+            self._note(f'channels_last ignored for backend {self.backend}')
         channels_last = supported and config.channels_last is not False
         if channels_last:
             self.segmenter.to_channels_last()
@@ -202,14 +197,102 @@ class SegmentationEngine:
             if hasattr(self.segmenter, 'compile_module'):
                 self.segmenter.compile_module()
             else:
-                self._note('compile ignored for this backend')
+                self._note(f'compile ignored for backend {self.backend}')
         self._normaliser = Normaliser(mean=self.spec.mean, std=self.spec.std, device=self.device,
                                       channels_last=channels_last)
         self._num_outputs = self.class_set.num_outputs
         self._palette = torch.from_numpy(self.class_set.palette()).to(self.device)
         self._min_region_pixels = config.min_region_pixels
+        self._refine = config.refine
+        self._morph = (config.morph, config.morph_kernel_px)
         self.set_overlay_alpha(config.overlay_alpha)
         self.warmup(config.warmup_iterations)
+
+    # -- backend ----------------------------------------------------------------------------
+    def _open_backend(self, config: EngineConfig) -> tuple[Any, ModelSpec]:
+        """Load the model in the configured runtime, or in the fastest installed one (auto)."""
+        common = {'device': self.device, 'spec_path': config.spec_path,
+                  'input_size': config.input_size, 'openvino_device': config.openvino_device}
+        if config.backend is None:
+            return load_segmenter(config.model, device=self.device, spec_path=config.spec_path,
+                                  input_size=config.input_size)
+        if config.backend != 'auto':
+            return backends.load_backend(config.backend, config.model, **common)
+        runtimes = backends.runtimes_for(config.model, self.device)
+        if config.compile and 'torch' in runtimes:
+            self._note('backend auto: compile asks for PyTorch')
+            runtimes = ('torch',)
+        if not runtimes:
+            raise ModelLoadError(f'no installed runtime runs {config.model!r} on {self.device} '
+                                 '(pip install onnxruntime or openvino)')
+        torch_model = backends.load_backend('torch', config.model, **common) \
+            if 'torch' in runtimes else None
+        loaded = {'torch': torch_model} if torch_model is not None else {}
+        for runtime in runtimes:
+            if runtime == 'torch':
+                continue
+            try:
+                loaded[runtime] = backends.load_backend(runtime, config.model,
+                                                        torch_model=torch_model, **common)
+            except ModelLoadError as exc:
+                self._note(f'backend auto: {runtime} skipped ({exc})')
+        if len(loaded) == 1:
+            return next(iter(loaded.values()))
+        spec = next(iter(loaded.values()))[1]
+        timings = self._time_backends({r: seg for r, (seg, _) in loaded.items()},
+                                      config.input_size or tuple(spec.input_size))
+        best = min(timings, key=timings.get)
+        self.backend_timings_ms = timings
+        self._note('backend auto: ' + ', '.join(f'{r} {ms:.1f} ms' for r, ms in timings.items())
+                   + f' per batch of 1 -> {best}')
+        return loaded[best]
+
+    def _time_backends(self, segmenters: dict[str, Any], size_hw: tuple[int, int], *,
+                       rounds: int = 5) -> dict[str, float]:
+        """Return each segmenter's median network time (ms) on one frame, runs interleaved."""
+        h, w = size_hw
+        batch = torch.zeros((1, 3, h, w), device=self.device)
+        calls = {}
+        for runtime, segmenter in segmenters.items():
+            x = batch
+            if hasattr(segmenter, 'to_channels_last') and self.config.channels_last is not False:
+                segmenter.to_channels_last()
+                x = batch.contiguous(memory_format=torch.channels_last)
+            calls[runtime] = (segmenter, x, self._autocast_dtype(segmenter, notes=False))
+        times: dict[str, list[float]] = {r: [] for r in calls}
+        for i in range(rounds + 2):  # two warm-up rounds: allocations, kernel selection
+            for runtime, (segmenter, x, autocast) in calls.items():
+                t0 = time.perf_counter()
+                with torch.inference_mode(), torch.autocast(
+                        device_type=self.device.type, dtype=autocast or torch.float32,
+                        enabled=autocast is not None):
+                    segmenter(x)
+                self.synchronize()
+                if i >= 2:
+                    times[runtime].append((time.perf_counter() - t0) * 1e3)
+        return {r: round(float(np.median(t)), 2) for r, t in times.items()}
+
+    def _autocast_dtype(self, segmenter: Any, *, notes: bool) -> torch.dtype | None:
+        """Return the autocast dtype of the precision for this segmenter (None: fp32)."""
+        precision = self.config.precision
+        note = self._note if notes else (lambda text: None)
+        if precision == 'fp32':
+            return None
+        backend = getattr(segmenter, 'backend', 'torch')
+        if backend != 'torch':
+            note(f'precision {precision} ignored for backend {backend} (quantise the model for '
+                 'int8: seg_perception quantize)')
+            return None
+        if self.device.type == 'cuda':
+            return _AUTOCAST_DTYPES[precision]
+        if precision == 'fp16':
+            note('precision fp16 needs CUDA; running fp32 on the CPU (bf16 runs on CPUs with '
+                 'AVX512-BF16 or AMX)')
+            return None
+        if cpu_has_native_bf16():
+            return torch.bfloat16
+        note('precision bf16: this CPU has no native bf16 (AVX512-BF16/AMX); running fp32')
+        return None
 
     # -- runtime settings -------------------------------------------------------------------
     @property
@@ -233,6 +316,26 @@ class SegmentationEngine:
         """Set the small-region threshold without reloading the model."""
         _check_min_region(pixels)
         self._min_region_pixels = pixels
+
+    @property
+    def refine(self) -> str:
+        """Return the current logit refinement ('none', 'crf' or 'guided')."""
+        return self._refine
+
+    def set_refine(self, mode: str) -> None:
+        """Switch the logit refinement between frames (it holds no state across frames)."""
+        _check_refine(mode)
+        self._refine = mode
+
+    @property
+    def morph(self) -> tuple[str, int]:
+        """Return the current label-map morphology (op, kernel_px)."""
+        return self._morph
+
+    def set_morph(self, op: str, kernel_px: int) -> None:
+        """Set the label-map opening/closing between frames (one atomic assignment)."""
+        _check_morph(op, kernel_px)
+        self._morph = (op, kernel_px)
 
     def _note(self, text: str) -> None:
         LOG.info('%s', text)
@@ -322,9 +425,11 @@ class SegmentationEngine:
                      overlay: bool, alpha_lut: torch.Tensor,
                      counts: bool = False) -> dict[str, torch.Tensor]:
         size = (int(frame.shape[0]), int(frame.shape[1]))
+        logits = refinement.refine_logits(logits, frame, self._refine)
         labels, conf = post.labels_and_confidence(logits, size, upsample=self.config.upsample,
                                                   confidence=confidence)
-        labels = post.morph_labels(labels, self.config.morph, self.config.morph_kernel_px)
+        morph_op, morph_px = self._morph
+        labels = post.morph_labels(labels, morph_op, morph_px)
         if self._min_region_pixels > 1:
             cleaned = post.remove_small_regions(labels.cpu().numpy(), self._min_region_pixels)
             labels = torch.from_numpy(cleaned).to(self.device, non_blocking=True)

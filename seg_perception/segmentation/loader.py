@@ -10,6 +10,10 @@ Sources, in the order they are recognised:
 * ``*.pt`` / ``*.pth``: a checkpoint with its ``<stem>.json`` sidecar (``load_checkpoint``).
 * ``*.ts`` / ``*.torchscript``: a TorchScript file with a sidecar.
 * ``*.onnx``: onnxruntime (CUDA provider when the device is CUDA and it is available).
+* ``*.xml``: an OpenVINO IR (with its ``.bin``), run by OpenVINO on the CPU.
+
+This picks each source's own runtime; :mod:`.backends` runs a source in another one (a torch
+model in ONNX Runtime or OpenVINO through a cached export, an .onnx file in OpenVINO).
 
 For TorchScript and ONNX the sidecar is `spec_path` when given, else ``<stem>.json`` beside the
 model file. A `spec_path` given with a checkpoint replaces the checkpoint's own sidecar.
@@ -34,11 +38,14 @@ from seg_perception.segmentation.model_spec import (
     ModelSpecError,
 )
 
-__all__ = ['ModelLoadError', 'Segmenter', 'load_segmenter', 'known_sources', 'read_spec']
+__all__ = ['ModelLoadError', 'Segmenter', 'load_segmenter', 'known_sources', 'read_spec',
+           'sidecar_for']
 
 CHECKPOINT_SUFFIXES = ('.pt', '.pth')
 TORCHSCRIPT_SUFFIXES = ('.ts', '.torchscript')
 ONNX_SUFFIXES = ('.onnx',)
+OPENVINO_SUFFIXES = ('.xml',)
+FILE_SUFFIXES = CHECKPOINT_SUFFIXES + TORCHSCRIPT_SUFFIXES + ONNX_SUFFIXES + OPENVINO_SUFFIXES
 #: network input size (height, width) for registry architectures without a sidecar
 DEFAULT_INPUT_SIZE = (480, 640)
 
@@ -71,7 +78,8 @@ def read_spec(path: str | Path) -> ModelSpec:
         raise ModelLoadError(f'model sidecar {str(path)!r} is not a valid spec: {exc}') from exc
 
 
-def _sidecar_for(model_path: Path, spec_path: str | Path | None) -> ModelSpec:
+def sidecar_for(model_path: Path, spec_path: str | Path | None) -> ModelSpec:
+    """Return `spec_path`'s spec when given, else the `<stem>.json` beside the model file."""
     if spec_path is not None:
         return read_spec(spec_path)
     side = model_path.with_suffix('.json')
@@ -106,22 +114,25 @@ def load_segmenter(source: str, *, device: str | torch.device = 'cpu',
         return _load_registry(name, weights or None, device, spec_path)
     path = Path(source)
     suffix = path.suffix.lower()
-    if suffix in CHECKPOINT_SUFFIXES + TORCHSCRIPT_SUFFIXES + ONNX_SUFFIXES:
+    if suffix in FILE_SUFFIXES:
         if not path.is_file():
             raise ModelLoadError(f'model file {source!r} does not exist')
     else:
         raise ModelLoadError(
             f'unknown model {source!r}: give a file ending in '
-            f'{", ".join(CHECKPOINT_SUFFIXES + TORCHSCRIPT_SUFFIXES + ONNX_SUFFIXES)} or one of: '
+            f'{", ".join(FILE_SUFFIXES)} or one of: '
             f'{", ".join(known_sources())} (append ":DEFAULT" for pretrained weights)')
     if suffix in CHECKPOINT_SUFFIXES:
         return _load_checkpoint(path, device, spec_path)
     if suffix in TORCHSCRIPT_SUFFIXES:
         from seg_perception.segmentation.torchscript_backend import load_torchscript
-        spec = _sidecar_for(path, spec_path)
+        spec = sidecar_for(path, spec_path)
         return TorchSegmenter(load_torchscript(path, device=device), device=device), spec
+    spec = sidecar_for(path, spec_path)
+    if suffix in OPENVINO_SUFFIXES:
+        from seg_perception.segmentation.openvino_backend import OpenVinoSegmenter
+        return OpenVinoSegmenter(path, spec, device=device), spec
     from seg_perception.segmentation.onnx_backend import OnnxSegmenter
-    spec = _sidecar_for(path, spec_path)
     return OnnxSegmenter(path, spec, device=device), spec
 
 

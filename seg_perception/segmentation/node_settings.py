@@ -6,13 +6,16 @@ from dataclasses import dataclass
 from typing import Any, Mapping
 
 from seg_perception.classes import ClassSet
+from seg_perception.segmentation.backends import BACKENDS
+from seg_perception.segmentation.postprocess import MORPH_OPS
+from seg_perception.segmentation.refine import REFINE_MODES
 
 PRECISIONS = ('fp32', 'fp16', 'bf16')
 UPSAMPLING = ('nearest', 'bilinear')
 RELIABILITIES = ('best_effort', 'reliable')
 #: Parameters a running node accepts; the others need a restart (model, topics, device...).
 RUNTIME_PARAMETERS = ('classes_to_mask', 'publish_overlay', 'publish_confidence', 'overlay_alpha',
-                      'min_region_pixels', 'max_rate_hz')
+                      'min_region_pixels', 'max_rate_hz', 'refine', 'morph', 'morph_kernel_px')
 
 
 class SettingsError(ValueError):
@@ -44,6 +47,12 @@ class SegmentationNodeSettings:
     diagnostics_period_s: float
     stale_after_s: float
     max_input_pixels: int = 4096 * 4096
+    camera_info_topics: tuple[str, ...] = ()  # parallel to image_topics; () = derived
+    backend: str = 'auto'  # see seg_perception.segmentation.backends
+    openvino_device: str = 'CPU'
+    refine: str = 'none'  # logit refinement, see seg_perception.segmentation.refine
+    morph: str = 'none'  # label-map opening/closing, see postprocess.morph_labels
+    morph_kernel_px: int = 3
 
     @classmethod
     def from_mapping(cls, values: Mapping[str, Any]) -> 'SegmentationNodeSettings':
@@ -70,9 +79,24 @@ class SegmentationNodeSettings:
             warmup_iterations=int(values['warmup_iterations']),
             diagnostics_period_s=float(values['diagnostics_period_s']),
             stale_after_s=float(values['stale_after_s']),
-            max_input_pixels=int(values.get('max_input_pixels', 4096 * 4096)))
+            max_input_pixels=int(values.get('max_input_pixels', 4096 * 4096)),
+            camera_info_topics=tuple(str(t) for t in values.get('camera_info_topics') or ()),
+            backend=str(values.get('backend', 'auto')),
+            openvino_device=str(values.get('openvino_device', 'CPU')),
+            refine=str(values.get('refine', 'none')), morph=str(values.get('morph', 'none')),
+            morph_kernel_px=int(values.get('morph_kernel_px', 3)))
         settings.validate()
         return settings
+
+    def camera_info_inputs(self) -> tuple[str, ...]:
+        """Return each camera's CameraInfo topic ('' = none), derived when not given.
+
+        Derived as image_transport does: the CameraInfo beside the image, '<camera folder>/
+        camera_info' ('camera/color/image_raw' -> 'camera/color/camera_info').
+        """
+        if self.camera_info_topics:
+            return self.camera_info_topics
+        return tuple(_beside(camera_prefix(t)[0], 'camera_info') for t in self.image_topics)
 
     def validate(self, class_set: ClassSet | None = None) -> None:
         """Raise SettingsError naming the first invalid value."""
@@ -82,7 +106,14 @@ class SegmentationNodeSettings:
         if len(set(self.image_topics)) != len(self.image_topics):
             raise SettingsError(f'image_topics has duplicates: {list(self.image_topics)}')
         _choice('precision', self.precision, PRECISIONS)
+        _choice('backend', self.backend, BACKENDS)
+        if not self.openvino_device.strip():
+            raise SettingsError("openvino_device must name an OpenVINO device ('CPU', 'GPU')")
         _choice('upsample', self.upsample, UPSAMPLING)
+        _choice('refine', self.refine, REFINE_MODES)
+        _choice('morph', self.morph, MORPH_OPS)
+        if not 1 <= self.morph_kernel_px <= 63:
+            raise SettingsError(f'morph_kernel_px must be in 1..63, got {self.morph_kernel_px}')
         _choice('qos_reliability', self.qos_reliability, ('auto',) + RELIABILITIES)
         _choice('output_qos_reliability', self.output_qos_reliability, RELIABILITIES)
         if not self.device or not (self.device in ('auto', 'cpu', 'cuda')
@@ -103,6 +134,11 @@ class SegmentationNodeSettings:
             raise SettingsError(f'qos_depth must be >= 1, got {self.qos_depth}')
         if self.diagnostics_period_s <= 0 or self.stale_after_s <= 0:
             raise SettingsError('diagnostics_period_s and stale_after_s must be positive')
+        if self.camera_info_topics and len(self.camera_info_topics) != len(self.image_topics):
+            raise SettingsError(
+                f'camera_info_topics must be empty (derived) or list one topic per image topic '
+                f"('' = none), got {len(self.camera_info_topics)} for "
+                f'{len(self.image_topics)} image topics')
         if self.max_input_pixels < 1:
             raise SettingsError(f'max_input_pixels must be >= 1, got {self.max_input_pixels}')
         if class_set is not None:
@@ -115,6 +151,10 @@ class SegmentationNodeSettings:
 def _choice(name: str, value: str, choices: tuple[str, ...]) -> None:
     if value not in choices:
         raise SettingsError(f'{name} must be one of {list(choices)}, got {value!r}')
+
+
+def _beside(prefix: str, name: str) -> str:
+    return f'{prefix}/{name}' if prefix else name
 
 
 def camera_prefix(topic: str) -> tuple[str, bool]:

@@ -7,11 +7,14 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from seg_perception.segmentation.loader import ModelLoadError
+from seg_perception.segmentation.model_spec import ModelLoadError
 
 
 class TorchSegmenter:
     """Call a torch module and return its logits tensor (unwraps torchvision's {'out': ...})."""
+
+    backend = 'torch'
+    fixed_input_size = False  # convolutional networks run at any input size
 
     def __init__(self, module: nn.Module, *, device: torch.device) -> None:
         self.device = torch.device(device)

@@ -27,7 +27,7 @@ from tqdm import tqdm
 from seg_perception.constants import UNLABELED_ID
 from seg_perception.evaluation.metrics import SegmentationScores
 from seg_perception.host_memory import retain_freed_memory
-from seg_perception.segmentation.engine import cpu_has_native_bf16
+from seg_perception.segmentation.device import cpu_has_native_bf16, DeviceError, resolve_device
 from seg_perception.segmentation.model_spec import ModelSpec, save_checkpoint
 from seg_perception.training.augment import (
     augment_batch,
@@ -84,13 +84,6 @@ class TrainConfig:
                                 f'{self.precision!r}')
         if self.time_budget_s is not None and not self.time_budget_s > 0:
             raise TrainingError(f'time_budget_s must be > 0, got {self.time_budget_s}')
-
-
-def resolve_device(device: str) -> torch.device:
-    """Return cuda when asked for 'auto' and available, else the named device."""
-    if device == 'auto':
-        return torch.device('cuda' if torch.cuda.is_available() else 'cpu')
-    return torch.device(device)
 
 
 def resolve_precision(precision: str, device: torch.device) -> torch.dtype | None:
@@ -151,7 +144,10 @@ class Trainer:
         self.log = log or (lambda text: print(text, flush=True))
         if config.threads:
             torch.set_num_threads(config.threads)
-        self.device = resolve_device(config.device)
+        try:
+            self.device = resolve_device(config.device)
+        except DeviceError as exc:
+            raise TrainingError(str(exc)) from exc
         if self.device.type == 'cpu':
             # A CPU step page-faulted ~14k fresh pages of activations and gradients (batch 12
             # at 176x224); keeping freed memory mapped made steps ~10% faster and steadier.

@@ -14,13 +14,12 @@ from seg_perception.cli import main as cli_main
 from seg_perception.evaluation.metrics import confusion_matrix, mean_iou, pixel_accuracy
 from seg_perception.evaluation.offline import (
     evaluate_synthetic,
-    logits_to_labels,
+    evaluation_engine,
     measure_latency,
     predict_labels,
 )
 from seg_perception.segmentation.model_spec import (
     default_model_path,
-    load_checkpoint,
     ModelSpec,
     save_checkpoint,
 )
@@ -50,23 +49,21 @@ def test_predict_labels_resizes_and_returns_labels_at_the_frame_size():
     labels[1, 30:, :] = 5
     rgb = np.zeros((2, 48, 64, 3), dtype=np.uint8)
     rgb[..., 0] = labels * 51  # 255 / 5
-    pred = predict_labels(_ColourOracle(), _oracle_spec(), rgb)
+    pred = predict_labels(evaluation_engine(_ColourOracle(), _oracle_spec()), rgb)
     assert pred.shape == (2, 48, 64) and pred.dtype == np.uint8
     assert mean_iou(confusion_matrix(labels, pred, num_classes=6)) > 0.8
 
 
-def test_logits_to_labels_matches_a_plain_argmax():
-    logits = torch.randn(2, 6, 12, 16)
-    up = torch.nn.functional.interpolate(logits, size=(24, 32), mode='bilinear',
-                                         align_corners=False)
-    assert torch.equal(logits_to_labels(logits, (24, 32)), up.argmax(1).to(torch.uint8))
+def test_an_in_memory_model_needs_its_spec():
+    with pytest.raises(ValueError, match='ModelSpec'):
+        evaluation_engine(_ColourOracle())
 
 
 def test_evaluate_synthetic_reports_scores_and_seeds():
     spec = ModelSpec(arch='unet_small', class_set=ClassSet.default(), input_size=(24, 32),
                      arch_kwargs={'base_width': 4, 'levels': 2})
-    summary = evaluate_synthetic(spec.build(), spec, frames=3, seed_start=100_000,
-                                 size_hw=(48, 64), batch_size=2)
+    summary = evaluate_synthetic(evaluation_engine(spec.build(), spec), frames=3,
+                                 seed_start=100_000, size_hw=(48, 64), batch_size=2)
     assert summary['frames'] == 3
     assert summary['seed_start'] == 100_000 and summary['seed_end'] == 100_002
     assert summary['held_out'] is True
@@ -77,8 +74,8 @@ def test_evaluate_synthetic_reports_scores_and_seeds():
 def test_measure_latency_reports_both_figures():
     spec = ModelSpec(arch='unet_small', class_set=ClassSet.default(), input_size=(24, 32),
                      arch_kwargs={'base_width': 4, 'levels': 2})
-    lat = measure_latency(spec.build(), spec, frame_size_hw=(48, 64), runs=3, warmup=1,
-                          threads=1)
+    lat = measure_latency(evaluation_engine(spec.build(), spec), frame_size_hw=(48, 64), runs=3,
+                          warmup=1, threads=1)
     assert lat['full_frame_ms_median'] > 0 and lat['network_ms_median'] > 0
     assert lat['input_size_hw'] == [24, 32]
 
@@ -99,11 +96,11 @@ def test_evaluate_cli_writes_metrics_json(tmp_path: Path, capsys):
 @pytest.mark.skipif(not default_model_path().is_file(),
                     reason='the default model is not shipped yet')
 def test_default_model_segments_held_out_frames_well_above_chance():
-    model, spec = load_checkpoint(default_model_path())
-    assert spec.class_set == ClassSet.default()
+    engine = evaluation_engine('default')
+    assert engine.class_set == ClassSet.default()
     cell = SyntheticCell(SyntheticConfig(width=640, height=480))
     frames = [cell.render(seed=s) for s in (123_456, 123_457, 123_458)]
-    pred = predict_labels(model, spec, np.stack([f.rgb for f in frames]))
+    pred = predict_labels(engine, np.stack([f.rgb for f in frames]))
     gt = np.stack([f.labels for f in frames])
     assert pred.shape == gt.shape
     conf = confusion_matrix(gt, pred, num_classes=6)
