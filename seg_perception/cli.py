@@ -29,6 +29,8 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
                'export a model to ONNX or TorchScript (checked against PyTorch)'),
     'quantize': ('seg_perception.segmentation.quantize_cli',
                  'INT8 post-training quantisation (OpenVINO/NNCF or ONNX Runtime)'),
+    'bench refine': ('seg_perception.bench.refine_bench',
+                     'boundary F-score and time of each refine postprocess (CRF, guided)'),
     'bench backends': ('seg_perception.bench.backends_bench',
                        'the same frames through every installed runtime and precision'),
     'demo': ('seg_perception.demo', 'run the whole pipeline on the synthetic cell'),

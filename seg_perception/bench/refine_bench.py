@@ -18,7 +18,6 @@ import sys
 import time
 from typing import Any
 
-import numpy as np
 import torch
 
 from seg_perception.evaluation.metrics import BoundaryScores, SegmentationScores

@@ -22,7 +22,7 @@ TORCHVISION_ARCHITECTURES: tuple[str, ...] = (
     'lraspp_mobilenet_v3_large',
 )
 #: the project's own architectures
-PROJECT_ARCHITECTURES: tuple[str, ...] = ('unet_small', 'deeplabv3plus_mobilenet')
+PROJECT_ARCHITECTURES: tuple[str, ...] = ('unet_small', 'segnet', 'deeplabv3plus_mobilenet')
 #: every name build_model accepts
 ARCHITECTURES: tuple[str, ...] = PROJECT_ARCHITECTURES + TORCHVISION_ARCHITECTURES
 
@@ -93,6 +93,12 @@ def _build_project(arch: str, *, num_classes: int, pretrained: bool, **kwargs: A
                                   'a checkpoint path')
         from seg_perception.segmentation.unet import UNetSmall
         return UNetSmall(num_classes=num_classes, **kwargs)
+    if arch == 'segnet':
+        if pretrained:
+            raise ModelBuildError('segnet has no pretrained weights; use weights=None or a '
+                                  'checkpoint path')
+        from seg_perception.segmentation.segnet import SegNetSmall
+        return SegNetSmall(num_classes=num_classes, **kwargs)
     from seg_perception.segmentation.deeplabv3plus import DeepLabV3PlusMobileNet
     if pretrained:
         return _with_download_errors(arch, lambda: DeepLabV3PlusMobileNet(

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from seg_perception.segmentation.engine import EngineConfig, EngineConfigError, SegmentationEngine
-from segmentation.seg_fixtures import colour_model  # noqa: I100 (test helper, test/ on sys.path)
+from segmentation.seg_fixtures import colour_model  # noqa: I100, I201 (test/ on sys.path)
 
 pytestmark = pytest.mark.usefixtures('one_torch_thread')
 
