@@ -99,3 +99,44 @@ class ProblemCounter:
         """Return a copy of the counts by reason."""
         with self._lock:
             return dict(self.counts)
+
+
+class StampGaps:
+    """Estimate frames lost before they reached us from gaps in a camera's header stamps.
+
+    A camera stamps its frames at a steady period; a frame lost in transport (a best-effort
+    subscription over UDP drops fragmented large frames) leaves a gap of two or more periods.
+    The period is the 10th percentile of the recent stamp differences (robust to losses of up to
+    ~80 %), and each gap of k periods counts k - 1 lost frames. Backward or huge jumps (a clock
+    reset, a bag loop) are not counted.
+    """
+
+    def __init__(self, *, size: int = 100, max_gap_periods: int = 20) -> None:
+        self._gaps_ns: deque[int] = deque(maxlen=size)
+        self._last_ns: int | None = None
+        self._lock = threading.Lock()
+        self.max_gap_periods = max_gap_periods
+        self.lost = 0
+        self.seen = 0
+
+    def add(self, stamp_ns: int) -> None:
+        """Record the header stamp (nanoseconds) of one received frame."""
+        with self._lock:
+            self.seen += 1
+            last, self._last_ns = self._last_ns, stamp_ns
+            if last is None or stamp_ns <= last:
+                return
+            gap = stamp_ns - last
+            self._gaps_ns.append(gap)
+            if len(self._gaps_ns) < 5:
+                return
+            period = float(np.percentile(np.asarray(self._gaps_ns), 10))
+            periods = int(round(gap / period)) if period > 0 else 1
+            if 2 <= periods <= self.max_gap_periods:
+                self.lost += periods - 1
+
+    def lost_share(self) -> float:
+        """Return the estimated share of the camera's frames that never arrived (0..1)."""
+        with self._lock:
+            total = self.seen + self.lost
+            return self.lost / total if total else 0.0

@@ -33,6 +33,7 @@ from typing import Any
 
 from seg_perception.bench import ros_load
 from seg_perception.bench.ros_load import HOLD_POINTS
+from seg_perception.segmentation.backends import BACKENDS
 
 DEFAULT_MASK_CLASSES = ('box', 'polybag', 'envelope', 'cylinder')  # the node's default
 TARGET_OVERHEAD_RATIO = 0.90
@@ -49,6 +50,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument('--device', default='auto', help="'auto', 'cpu', 'cuda', 'cuda:N'")
     parser.add_argument('--precision', default='fp16', choices=('fp32', 'fp16', 'bf16'),
                         help='reduced precision on CUDA only (the node default, fp16)')
+    parser.add_argument('--backend', default='auto', choices=BACKENDS,
+                        help='runtime of the network here and in the node (the node default '
+                             "'auto' = the fastest installed one; 'torch' for the PyTorch "
+                             'reference)')
     parser.add_argument('--cameras', type=int, default=1,
                         help='cameras fed to one node (their frames are batched)')
     parser.add_argument('--rate-hz', type=float, default=10.0, help='fixed input rate per camera')
@@ -59,6 +64,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument('--transport', default='shm', choices=(*ros_load.TRANSPORTS, 'both'),
                         help="DDS transport: 'shm' (Fast DDS profile config/fastdds_shm.xml), "
                              "'udp' (Fast DDS defaults), 'both' (shm first, then udp)")
+    parser.add_argument('--reliable-camera', action='store_true',
+                        help='the driver publishes reliable, as most camera drivers do (default '
+                             'best effort); with --transport udp and the node defaults this is '
+                             "a stock robot stack's set-up")
     parser.add_argument('--window', type=int, default=2,
                         help='max-rate phase: frames in flight per camera (2 = one processed, '
                              'one waiting)')
@@ -123,7 +132,8 @@ def measure_in_process(args: argparse.Namespace) -> tuple[dict[str, Any], Any]:
     if args.torch_threads:
         torch.set_num_threads(args.torch_threads)
     engine = SegmentationEngine(EngineConfig(model=args.model, device=args.device,
-                                             precision=args.precision, warmup_iterations=2))
+                                             precision=args.precision, warmup_iterations=2,
+                                             backend=args.backend))
     box: dict[str, Any] = dict(_measure(args, engine))
     device = engine.device
     box['context'] = {
@@ -133,6 +143,8 @@ def measure_in_process(args: argparse.Namespace) -> tuple[dict[str, Any], Any]:
         'torch_threads': torch.get_num_threads(),
         'torch': torch.__version__,
         'model_name': engine.model_name,
+        'backend': engine.backend,
+        'backend_timings_ms': dict(engine.backend_timings_ms),
         'network_input_hw': list(engine.input_size),
         'engine_notes': list(engine.notes),
     }
@@ -185,12 +197,17 @@ def _measure(args: argparse.Namespace, engine: Any) -> dict[str, Any]:
     return {'engine': full}
 
 
-def node_parameters(args: argparse.Namespace) -> dict[str, Any]:
-    """Return the segmentation_node parameters of this benchmark."""
+def node_parameters(args: argparse.Namespace, engine_backend: str | None = None
+                    ) -> dict[str, Any]:
+    """Return the segmentation_node parameters of this benchmark.
+
+    engine_backend: the runtime the in-process reference ended up with; the node is given the
+    same one, so 'auto' cannot pick different runtimes on the two sides of a ratio.
+    """
     params: dict[str, Any] = {
         'image_topics': [f'cam{i}/image_raw' for i in range(args.cameras)],
         'model': args.model, 'device': args.device, 'precision': args.precision,
-        'warmup_iterations': 2,
+        'warmup_iterations': 2, 'backend': engine_backend or args.backend,
     }
     for item in args.node_param:
         key, _, value = item.partition(':=')
@@ -212,7 +229,8 @@ def measure_node(args: argparse.Namespace, transport: str, domain_id: int,
     driver_args = ['--cameras', str(args.cameras), '--width', str(args.width),
                    '--height', str(args.height), '--rate-hz', str(args.rate_hz),
                    '--frames', str(args.frames), '--max-frames', str(args.frames),
-                   '--window', str(args.window)]
+                   '--window', str(args.window)] + (['--reliable-input']
+                                                    if args.reliable_camera else [])
     load_before = _load_average()
     references: dict[str, dict[str, Any]] = {}
 
@@ -221,7 +239,7 @@ def measure_node(args: argparse.Namespace, transport: str, domain_id: int,
         references[point] = measure_model_reference(args, engine)
 
     result = ros_load.run_node_benchmark(
-        node_params=node_parameters(args), driver_args=driver_args, env=env,
+        node_params=node_parameters(args, engine.backend), driver_args=driver_args, env=env,
         work_dir=(build / 'bench' / 'segmentation_runs').resolve(), timeout_s=args.timeout_s,
         node_module=args.node_module, label=transport, on_hold=time_model_alone)
     missing = [p for p in HOLD_POINTS if p not in references]
@@ -303,7 +321,8 @@ def build_report(args: argparse.Namespace, measured: dict[str, Any],
         'engine_notes': ctx['engine_notes'],
         'resolution': {'width': args.width, 'height': args.height},
         'cameras': args.cameras, 'transport': primary,
-        'node_params': node_parameters(args), 'node_module': args.node_module,
+        'node_params': node_parameters(args, ctx['backend']), 'node_module': args.node_module,
+        'backend': ctx['backend'], 'backend_timings_ms': ctx['backend_timings_ms'],
         'model_only': combine_references(*node['model_only_references'].values()),
         'model_only_fixed_rate_reference': fixed_ref,
         'model_only_max_rate_reference': max_ref,
@@ -333,7 +352,8 @@ def format_table(report: dict[str, Any]) -> str:
     res = report['resolution']
     lines = [f"segmentation bench: model {report['model']} ({report['model_name']}), "
              f"{res['width']}x{res['height']}, {report['cameras']} camera(s), "
-             f"{report['device_name']} ({report['device']}), torch threads "
+             f"{report['device_name']} ({report['device']}), backend "
+             f"{report.get('backend', 'torch')}, torch threads "
              f"{report['torch_threads']}, load avg {report['load_average_start']} -> "
              f"{report['load_average_end']}",
              f"{'measurement':34s} {'fps':>7s} {'p50 ms':>8s} {'p95 ms':>8s} {'p99 ms':>8s} "

@@ -8,8 +8,20 @@ from pathlib import Path
 import numpy as np
 
 
-class UnsupportedDepthEncodingError(ValueError):
+class DepthError(ValueError):
+    """A depth image that cannot be read; `reason` is the token nodes count it under."""
+
+    def __init__(self, message: str, *, reason: str | None = None) -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
+class UnsupportedDepthEncodingError(DepthError):
     """Raised for a depth image encoding that has no entry in DEPTH_TRAITS."""
+
+
+class DepthShapeError(DepthError):
+    """Raised for a depth array whose shape or dtype does not fit its encoding."""
 
 
 @dataclass(frozen=True)
@@ -39,8 +51,8 @@ def depth_traits(encoding: str) -> DepthTraits:
         return DEPTH_TRAITS[encoding]
     except KeyError:
         raise UnsupportedDepthEncodingError(
-            f'unsupported depth encoding {encoding!r}; supported: {", ".join(DEPTH_TRAITS)}'
-        ) from None
+            f'unsupported depth encoding {encoding!r}; supported: {", ".join(DEPTH_TRAITS)}',
+            reason=f'unsupported_depth_encoding:{encoding}') from None
 
 
 def depth_to_metres(depth: np.ndarray, encoding: str, *,
@@ -55,10 +67,12 @@ def depth_to_metres(depth: np.ndarray, encoding: str, *,
     if arr.ndim == 3 and arr.shape[2] == 1:
         arr = arr[:, :, 0]
     if arr.ndim != 2:
-        raise ValueError(f'depth image must be (H, W), got shape {arr.shape}')
+        raise DepthShapeError(f'depth image must be (H, W), got shape {arr.shape}',
+                              reason='depth_not_single_channel')
     if arr.dtype != traits.dtype:
-        raise ValueError(f'{encoding} depth must have dtype {np.dtype(traits.dtype).name}, '
-                         f'got {arr.dtype}')
+        raise DepthShapeError(f'{encoding} depth must have dtype '
+                              f'{np.dtype(traits.dtype).name}, got {arr.dtype}',
+                              reason='depth_dtype_mismatch')
     if traits.float_encoding:
         out = arr.astype(np.float32, copy=True)
         out[~(out > 0.0)] = np.nan          # NaN, <= 0 (and -inf) invalid

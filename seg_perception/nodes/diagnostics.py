@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import re
 from typing import Mapping
 
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from rclpy.node import Node
 
+#: Characters a reason token keeps (parts of it, such as an encoding name, come off the wire).
+_TOKEN_UNSAFE = re.compile(r'[^A-Za-z0-9_.:-]')
 LEVELS = {'ok': DiagnosticStatus.OK, 'warn': DiagnosticStatus.WARN,
           'error': DiagnosticStatus.ERROR, 'stale': DiagnosticStatus.STALE}
 
@@ -35,3 +38,17 @@ def _fmt(value: object) -> str:
     if isinstance(value, float):
         return f'{value:.3f}'
     return str(value)
+
+
+def reason_of(exc: Exception) -> str:
+    """Return a refused input's reason token, which says what was wrong with it.
+
+    The error's `reason` (conversion and depth errors carry one, e.g. 'step_too_small'), else
+    the message's leading 'token:', else the error's class name; cut to 48 safe characters,
+    since a wire-supplied encoding name can be part of it and it becomes a /diagnostics key.
+    """
+    reason = getattr(exc, 'reason', None)
+    if not isinstance(reason, str) or not reason:
+        head, sep, _ = str(exc).partition(':')
+        reason = head if sep and head.isidentifier() else type(exc).__name__
+    return _TOKEN_UNSAFE.sub('_', reason)[:48]

@@ -43,7 +43,7 @@ from seg_perception.grasp.container import (Container, ContainerConfig, Containe
 from seg_perception.grasp.depth import load_depth_file
 from seg_perception.grasp.frames import RigidTransform, transform_result, TransformError
 from seg_perception.monitoring import LatencyStats, ProblemCounter, RateMeter
-from seg_perception.nodes.diagnostics import DiagnosticsPublisher
+from seg_perception.nodes.diagnostics import DiagnosticsPublisher, reason_of
 from seg_perception.nodes.grasp_messages import candidate_array, marker_array, pose_array
 from seg_perception.nodes.parameters import declare_parameters, merged_parameter_change, \
     non_finite_parameters, ParamSpec
@@ -467,13 +467,14 @@ class GraspAssistNode(Node):
             labels_msg = msgs['labels']
             if labels_msg.encoding not in LABEL_ENCODINGS:
                 raise ImageConversionError(f'labels must be mono8 class ids, got encoding '
-                                           f'{labels_msg.encoding!r}')
+                                           f'{labels_msg.encoding!r}',
+                                           reason=f'labels_encoding:{labels_msg.encoding}')
             labels = image_to_numpy(labels_msg)
             rgb = None
             if 'color' in msgs:
                 rgb = as_rgb8(image_to_numpy(msgs['color']), msgs['color'].encoding)
         except (ImageConversionError, UnsupportedDepthEncodingError, ValueError) as exc:
-            self._problem(f'bad_input:{type(exc).__name__}', f'frame refused: {exc}')
+            self._problem(f'bad_input:{reason_of(exc)}', f'frame refused: {exc}')
             return
         height, width = depth_m.shape
         if info.width and info.height and (info.width, info.height) != (width, height):

@@ -9,7 +9,7 @@ conversion would copy every frame's pixels four times more.
 
 from __future__ import annotations
 
-import re
+import struct
 import sys
 import threading
 import time
@@ -30,8 +30,8 @@ from seg_perception.conversions.camera_info import CameraInfoScaleError, scaled_
 from seg_perception.conversions.color import as_rgb8
 from seg_perception.conversions.image_cdr import decode_image, encode_image
 from seg_perception.frame_mailbox import LatestMailbox
-from seg_perception.monitoring import LatencyStats, ProblemCounter, RateMeter
-from seg_perception.nodes.diagnostics import DiagnosticsPublisher
+from seg_perception.monitoring import LatencyStats, ProblemCounter, RateMeter, StampGaps
+from seg_perception.nodes.diagnostics import DiagnosticsPublisher, reason_of
 from seg_perception.nodes.parameters import declare_parameters, parameter_dict, ParamSpec
 from seg_perception.nodes.qos import FollowingSubscription, latched_qos, sensor_qos
 from seg_perception.nodes.runner import run_node
@@ -42,6 +42,11 @@ from seg_perception.segmentation.node_settings import (
     SegmentationNodeSettings,
     SettingsError,
 )
+
+#: a best-effort camera losing more than this share of its frames gets a transport warning
+LOSS_WARN_SHARE = 0.02
+#: frames this large travel over UDP in fragments with stock Fast DDS (64 kB datagrams)
+LARGE_FRAME_BYTES = 64_000
 
 PARAMETERS = (
     ParamSpec('image_topics', ['camera/color/image_raw'],
@@ -80,7 +85,8 @@ PARAMETERS = (
               "Input QoS reliability: 'auto' follows each camera's publishers (a reliable "
               "camera delivers every frame even over UDP), or 'best_effort' / 'reliable'"),
     ParamSpec('output_qos_reliability', 'reliable', 'Output QoS reliability'),
-    ParamSpec('qos_depth', 1, 'Input queue depth (1 = newest frame only)'),
+    ParamSpec('qos_depth', 3, 'DDS reader history per camera: bridges a late executor (the node '
+              'keeps the newest frame and counts the skipped ones as dropped)'),
     ParamSpec('max_rate_hz', 0.0, 'Upper bound on processed frames/s per node (0 = unlimited)',
               runtime=True),
     ParamSpec('torch_threads', 0, 'CPU threads for inference (0 = torch default)'),
@@ -96,22 +102,6 @@ PARAMETERS = (
               'as <prefix>/segmentation/camera_info with every label image',
               type_=Parameter.Type.STRING_ARRAY),
 )
-#: Characters a reason token keeps (parts of it, such as an encoding name, come off the wire).
-_TOKEN_UNSAFE = re.compile(r'[^A-Za-z0-9_.:-]')
-
-
-def _reason_of(exc: Exception) -> str:
-    """Return a refused frame's reason token, which says what was wrong with it.
-
-    The error's `reason` (conversion errors carry one, e.g. 'step_too_small'), else the
-    message's leading 'token:', else the error's class name; cut to 48 safe characters, since a
-    wire-supplied encoding name can be part of it and it becomes a /diagnostics key.
-    """
-    reason = getattr(exc, 'reason', None)
-    if not isinstance(reason, str) or not reason:
-        head, sep, _ = str(exc).partition(':')
-        reason = head if sep and head.isidentifier() else type(exc).__name__
-    return _TOKEN_UNSAFE.sub('_', reason)[:48]
 
 
 class _Camera:
@@ -123,6 +113,8 @@ class _Camera:
         self.camera_info_topic = camera_info_topic
         self.camera_info: CameraInfo | None = None  # the latest, set by the executor thread
         self.received = RateMeter()
+        self.stamp_gaps = StampGaps()  # frames lost before they reached the node
+        self.frame_bytes = 0  # size of the latest frame message
         self.published = RateMeter()
         self.end_to_end_ms = LatencyStats()
         self.problems = ProblemCounter()
@@ -236,6 +228,11 @@ class SegmentationWork:
         if self.mailbox.closed:  # not processing (a lifecycle node that is not active)
             return
         cam.received.tick()
+        stamp_ns = _stamp_ns(msg)
+        if stamp_ns is not None:
+            cam.stamp_gaps.add(stamp_ns)
+        cam.frame_bytes = len(msg) if isinstance(msg, (bytes, bytearray, memoryview)) \
+            else len(getattr(msg, 'data', b''))
         self.mailbox.put(cam.topic, (msg, time.monotonic_ns()))
 
     def _on_set_parameters(self, params: list[Parameter]) -> SetParametersResult:
@@ -332,7 +329,7 @@ class SegmentationWork:
                 frames.append(frame)
                 valid.append((cam, header, received_ns))
             except (ImageConversionError, ValueError) as exc:
-                reason = f'bad_input:{_reason_of(exc)}'
+                reason = f'bad_input:{reason_of(exc)}'
                 if cam.report(reason, str(exc)):
                     self.get_logger().warning(
                         f'{cam.topic}: frame refused ({exc}); counted in diagnostics, '
@@ -406,6 +403,8 @@ class SegmentationWork:
                 level, message = 'warn', 'no frame received yet'
             elif since > self.settings.stale_after_s:
                 level, message = 'stale', f'no frame for {since:.1f} s'
+            elif _transport_loss(cam):
+                level, message = 'warn', _transport_loss(cam)
             elif problems:
                 level, message = 'warn', 'refused frames: ' + ', '.join(
                     f'{k} x{v}' for k, v in problems.items())
@@ -416,6 +415,7 @@ class SegmentationWork:
                 'frames_published': cam.published.total,
                 'frames_dropped': self.mailbox.dropped.get(cam.topic, 0),
                 'input_reliability': cam.input.current,
+                'frames_lost_before_arrival': cam.stamp_gaps.lost,
                 'end_to_end_ms_p50': cam.end_to_end_ms.percentile(50),
                 'end_to_end_ms_p95': cam.end_to_end_ms.percentile(95),
                 'inference_ms_p50': self.inference_ms.percentile(50),
@@ -463,6 +463,31 @@ def _binned_or_cropped(info: CameraInfo) -> bool:
     """Return True when binning or an ROI is set: K/P are then the full sensor's (REP 104)."""
     return (info.binning_x > 1 or info.binning_y > 1 or info.roi.width > 0
             or info.roi.height > 0)
+
+
+def _stamp_ns(msg: Any) -> int | None:
+    """Return a frame's header stamp in ns (serialized little-endian CDR or a message)."""
+    if isinstance(msg, (bytes, bytearray, memoryview)):
+        if len(msg) < 12 or bytes(msg[:2]) != b'\x00\x01':
+            return None
+        sec, nanosec = struct.unpack_from('<iI', msg, 4)
+        return sec * 1_000_000_000 + nanosec
+    stamp = getattr(getattr(msg, 'header', None), 'stamp', None)
+    return None if stamp is None else stamp.sec * 1_000_000_000 + stamp.nanosec
+
+
+def _transport_loss(cam: _Camera) -> str | None:
+    """Return a warning when a best-effort camera's large frames are being lost in transport."""
+    share = cam.stamp_gaps.lost_share()
+    if cam.input.current != 'best_effort' or share < LOSS_WARN_SHARE \
+            or cam.frame_bytes < LARGE_FRAME_BYTES:
+        return None
+    return (f'best-effort camera: ~{cam.stamp_gaps.lost} of '
+            f'{cam.stamp_gaps.lost + cam.stamp_gaps.seen} frames lost before they arrived '
+            f'({share:.0%}; {cam.frame_bytes / 1e6:.1f} MB frames over UDP lose fragments): '
+            'make the camera publish reliable, or set FASTDDS_BUILTIN_TRANSPORTS=LARGE_DATA '
+            '(or config/fastdds_shm.xml) in both processes; see seg_perception doctor --topic '
+            f'{cam.topic}')
 
 
 def _subscribed(publishers: Any) -> bool:

@@ -25,7 +25,7 @@ class GraspFeeder:
             probe.wait_for_subscribers(pub, timeout_s=60.0)
 
     def send(self, frame, sec: int, *, labels=None, depth_encoding='32FC1', info=None,
-             label_sec=None, depth=None) -> None:
+             label_sec=None, depth=None, labels_msg=None) -> None:
         header = numpy_to_image(frame.labels, 'mono8').header
         header.stamp.sec, header.frame_id = sec, 'camera_color_optical_frame'
         if info is not None:
@@ -33,8 +33,10 @@ class GraspFeeder:
         self.info.publish(info or camera_info_msg(frame.K, 640, 480, header))
         label_header = type(header)(frame_id=header.frame_id)
         label_header.stamp.sec = sec if label_sec is None else label_sec
-        self.labels.publish(numpy_to_image(frame.labels if labels is None else labels,
-                                           'mono8', label_header))
+        if labels_msg is not None:
+            labels_msg.header = label_header
+        self.labels.publish(labels_msg or numpy_to_image(
+            frame.labels if labels is None else labels, 'mono8', label_header))
         self.color.publish(numpy_to_image(frame.rgb, 'rgb8', header))
         if depth is not None:
             depth.header = header

@@ -145,10 +145,14 @@ def test_unknown_depth_encoding_and_missing_camera_info_are_counted(ros_probe, f
         feeder.depth.publish(depth_message(frame.depth_m, '32FC1', header))
         assert wait_until(lambda: problem_total(diagnostics, 'problem:missing_camera_info')
                           >= 1, 30.0)
-        # A colour image where depth belongs: refused by its encoding.
+        # A colour image where depth belongs: refused by its encoding, the reason says which.
         feeder.send(frame, 401, depth=numpy_to_image(frame.rgb, 'rgb8'))
         assert wait_until(lambda: problem_total(
-            diagnostics, 'problem:bad_input:UnsupportedDepthEncodingError') >= 1, 30.0)
+            diagnostics, 'problem:bad_input:unsupported_depth_encoding:rgb8') >= 1, 30.0)
+        # Labels that are not class ids (an overlay sent by mistake): named by encoding.
+        feeder.send(frame, 402, labels_msg=numpy_to_image(frame.rgb, 'rgb8'))
+        assert wait_until(lambda: problem_total(
+            diagnostics, 'problem:bad_input:labels_encoding:rgb8') >= 1, 30.0)
         assert proc.is_running()
 
 

@@ -8,8 +8,8 @@ from diagnostic_msgs.msg import DiagnosticArray
 import numpy as np
 import pytest
 from rclpy.qos import QoSProfile, ReliabilityPolicy
-import torch
 from sensor_msgs.msg import Image
+import torch
 
 from ros_harness import NodeProcess, wait_until
 from seg_perception.conversions import image_to_numpy, numpy_to_image

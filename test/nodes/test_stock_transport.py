@@ -77,3 +77,44 @@ def test_a_reliable_camera_gets_labels_for_every_frame_at_node_defaults(ros_prob
         got = {m.header.stamp.sec for m in labels.messages} & set(sent)
         assert len(got) == int(last_values(diagnostics)['frames_published'])
         assert proc.is_running()
+
+
+BEST_EFFORT_CAMERA = QoSProfile(depth=1, reliability=ReliabilityPolicy.BEST_EFFORT)
+
+
+def test_a_best_effort_camera_losing_frames_is_told_what_to_set(ros_probe) -> None:
+    """The node sees the losses as gaps in the camera's stamps and names the fixes.
+
+    The camera skips a random 30 % of its 10 Hz stamps (what UDP fragment loss does to a
+    best-effort stream), so the test does not depend on how much this machine loses; its
+    frames (92 kB) are large enough to be fragmented but fit the default socket buffer, so most
+    of them arrive even on a loaded machine (0.9 MB ones may all be lost).
+    """
+    params = {'image_topics': ['becam/color/image_raw'], 'model': 'default', 'device': 'cpu',
+              'backend': 'torch', 'warmup_iterations': 1, 'diagnostics_period_s': 0.5}
+    with NodeProcess(NODE, params=params) as proc:
+        camera = ros_probe.node.create_publisher(Image, 'becam/color/image_raw',
+                                                 BEST_EFFORT_CAMERA)
+        diagnostics = ros_probe.subscribe(DiagnosticArray, '/diagnostics', 10)
+        ros_probe.wait_for_subscribers(camera, timeout_s=60.0)
+        rgb = np.random.default_rng(1).integers(0, 256, (160, 192, 3), dtype=np.uint8)
+        skipped = np.random.default_rng(2).random(60) < 0.3
+        for k in np.flatnonzero(~skipped):
+            msg = numpy_to_image(rgb, 'rgb8')
+            msg.header.stamp.sec, msg.header.stamp.nanosec = 3000 + int(k) // 10, \
+                (int(k) % 10) * 100_000_000
+            camera.publish(msg)
+            time.sleep(0.1)
+
+        def warning() -> str:
+            for array in reversed(diagnostics.messages):
+                for status in array.status:
+                    if 'becam' in status.name and 'best-effort camera' in status.message:
+                        return status.message
+            return ''
+        assert wait_until(lambda: bool(warning()), 20.0), (
+            f'{last_values(diagnostics)}\n{proc.output[-2000:]}')
+        text = warning()
+        assert 'reliable' in text and 'FASTDDS_BUILTIN_TRANSPORTS=LARGE_DATA' in text
+        assert 'seg_perception doctor' in text
+        assert int(last_values(diagnostics)['frames_lost_before_arrival']) >= 5
