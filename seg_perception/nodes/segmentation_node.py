@@ -32,7 +32,8 @@ from seg_perception.conversions.image_cdr import decode_image, encode_image
 from seg_perception.frame_mailbox import LatestMailbox
 from seg_perception.monitoring import LatencyStats, ProblemCounter, RateMeter, StampGaps
 from seg_perception.nodes.diagnostics import DiagnosticsPublisher, reason_of
-from seg_perception.nodes.parameters import declare_parameters, parameter_dict, ParamSpec
+from seg_perception.nodes.parameters import declare_parameters, non_finite_parameters, \
+    parameter_dict, ParamSpec
 from seg_perception.nodes.qos import FollowingSubscription, latched_qos, sensor_qos
 from seg_perception.nodes.runner import run_node
 from seg_perception.segmentation.engine import EngineConfig, SegmentationEngine
@@ -244,6 +245,11 @@ class SegmentationWork:
             return SetParametersResult(successful=False, reason=(
                 f'{", ".join(fixed)} cannot change while running; restart the node (a '
                 'lifecycle node: cleanup, then configure)'))
+        bad = non_finite_parameters(changes)
+        if bad:
+            return SetParametersResult(successful=False, reason=(
+                f'{", ".join(bad)} must be finite, got '
+                + ', '.join(f'{name}={changes[name]!r}' for name in bad)))
         values = {**{f: getattr(self.settings, f) for f in self.settings.__dataclass_fields__},
                   **changes}
         values['input_size'] = list(self.settings.input_size or (0, 0))

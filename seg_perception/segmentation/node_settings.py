@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+import math
 from typing import Any, Mapping
 
 from seg_perception.classes import ClassSet
@@ -100,6 +101,11 @@ class SegmentationNodeSettings:
 
     def validate(self, class_set: ClassSet | None = None) -> None:
         """Raise SettingsError naming the first invalid value."""
+        not_finite = [f for f in ('overlay_alpha', 'max_rate_hz', 'diagnostics_period_s',
+                                  'stale_after_s') if not math.isfinite(getattr(self, f))]
+        if not_finite:
+            raise SettingsError(f'{", ".join(not_finite)} must be finite, got '
+                                + ', '.join(f'{f}={getattr(self, f)!r}' for f in not_finite))
         if not self.image_topics or any(not t.strip() for t in self.image_topics):
             raise SettingsError(f'image_topics must list at least one topic, got '
                                 f'{list(self.image_topics)}')

@@ -112,6 +112,10 @@ def test_runtime_parameters_validated(running_node, ros_probe) -> None:
     alpha = _set_parameter(ros_probe, 'overlay_alpha', ParameterValue(
         type=ParameterType.PARAMETER_DOUBLE, double_value=1.5))
     assert not alpha.successful and 'overlay_alpha' in alpha.reason
+    for value in (float('nan'), float('inf')):  # 'nan < 0' is False: a plain range check passes
+        rate = _set_parameter(ros_probe, 'max_rate_hz', ParameterValue(
+            type=ParameterType.PARAMETER_DOUBLE, double_value=value))
+        assert not rate.successful and 'finite' in rate.reason
     ok = _set_parameter(ros_probe, 'classes_to_mask', ParameterValue(
         type=ParameterType.PARAMETER_STRING_ARRAY, string_array_value=['polybag']))
     assert ok.successful
