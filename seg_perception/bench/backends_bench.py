@@ -2,7 +2,7 @@
 
 Variants: torch fp32 (the reference, as the engine runs it: channels-last), torch bf16 (CPUs
 with native bf16 only), torch compiled (--compile), onnxruntime fp32 / int8, openvino fp32 /
-int8. INT8 models are made here with `seg_perception quantize` (calibrated on synthetic training
+int8, and a pruned checkpoint in each runtime (--pruned). INT8 models are made here with `seg_perception quantize` (calibrated on synthetic training
 seeds) and kept in build/bench/models/. Every held-out synthetic frame goes through every variant
 in turn (the order rotates per frame, so drift and cache effects fall on all alike); each variant
 is timed on the network alone (`inference_ms` of the engine) and on the whole frame, and scored
@@ -36,7 +36,8 @@ from seg_perception.segmentation.export_cli import parse_hw
 
 REFERENCE = 'torch_fp32'
 VARIANTS = ('torch_fp32', 'torch_bf16', 'torch_compiled', 'onnxruntime_fp32',
-            'onnxruntime_int8', 'openvino_fp32', 'openvino_int8')
+            'onnxruntime_int8', 'openvino_fp32', 'openvino_int8', 'torch_pruned',
+            'onnxruntime_pruned', 'openvino_pruned')
 
 
 @dataclass
@@ -61,6 +62,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument('--warmup', type=int, default=5, help='untimed frames per variant')
     parser.add_argument('--compile', action='store_true',
                         help='also time torch.compile (minutes of compilation on 2 cores)')
+    parser.add_argument('--pruned', default=None, metavar='CHECKPOINT',
+                        help='a pruned, fine-tuned checkpoint of the model (seg_perception '
+                             'prune, then train --init) for the *_pruned variants')
     parser.add_argument('--variants', default=','.join(VARIANTS),
                         help=f'comma-separated subset of {",".join(VARIANTS)}')
     parser.add_argument('--models-dir', type=Path, default=Path('build/bench/models'),
@@ -99,12 +103,17 @@ def _build(args: argparse.Namespace, skipped: dict[str, str], say) -> dict[str, 
         if precision == 'compiled' and not args.compile:
             skipped[name] = 'pass --compile (compilation takes minutes on 2 cores)'
             continue
+        if precision == 'pruned' and not args.pruned:
+            skipped[name] = 'pass --pruned CHECKPOINT'
+            continue
         if not backends.is_installed(runtime):
             skipped[name] = f'{backends.PACKAGES[runtime]} is not installed'
             continue
         model = args.model
         if precision == 'int8':
             model = _int8_model(args, '.xml' if runtime == 'openvino' else '.onnx', say)
+        elif precision == 'pruned':
+            model = args.pruned
         say(f'loading {name}')
         engines[name] = SegmentationEngine(EngineConfig(
             model=model, device='cpu', backend=runtime, warmup_iterations=2,

@@ -76,8 +76,19 @@ class UNetSmall(nn.Module):
     """A compact U-Net; forward(x) returns {'out': logits (N, C, H, W) at the input size}."""
 
     def __init__(self, *, num_classes: int, base_width: int = 16, levels: int = 4,
-                 in_channels: int = 3, separable: bool = False) -> None:
+                 in_channels: int = 3, separable: bool = False,
+                 widths: list[int] | tuple[int, ...] | None = None) -> None:
+        """Build the network; `widths` (one channel count per level) overrides base_width/levels.
+
+        Explicit widths describe a structurally pruned U-Net (see :mod:`.pruning`), whose levels
+        need not double.
+        """
         super().__init__()
+        if widths is not None:
+            if not 2 <= len(widths) <= 6 or not all(isinstance(w, int) and 2 <= w <= 2048
+                                                    for w in widths):
+                raise UNetConfigError(f'widths must be 2..6 ints in 2..2048, got {widths!r}')
+            base_width, levels = int(widths[0]), len(widths)
         if num_classes < 1:
             raise UNetConfigError(f'num_classes must be >= 1, got {num_classes}')
         if not 4 <= base_width <= 256:
@@ -86,7 +97,9 @@ class UNetSmall(nn.Module):
             raise UNetConfigError(f'levels must be in 2..6, got {levels}')
         if in_channels < 1:
             raise UNetConfigError(f'in_channels must be >= 1, got {in_channels}')
-        widths = [base_width * 2 ** i for i in range(levels)]
+        widths = list(widths) if widths is not None else [base_width * 2 ** i
+                                                          for i in range(levels)]
+        self.widths = tuple(widths)
         self.stem = nn.Sequential(
             _conv_bn_relu(in_channels, widths[0], stride=2),
             _conv_bn_relu(widths[0], widths[0], separable=separable),
