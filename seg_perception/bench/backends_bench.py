@@ -2,8 +2,9 @@
 
 Variants: torch fp32 (the reference, as the engine runs it: channels-last), torch bf16 (CPUs
 with native bf16 only), torch compiled (--compile), onnxruntime fp32 / int8, openvino fp32 /
-int8, and a pruned checkpoint in each runtime (--pruned). INT8 models are made here with `seg_perception quantize` (calibrated on synthetic training
-seeds) and kept in build/bench/models/. Every held-out synthetic frame goes through every variant
+int8, and a pruned checkpoint in each runtime (--pruned). INT8 models are made here with
+`seg_perception quantize` (calibrated on synthetic training seeds) and kept in
+build/bench/models/. Every held-out synthetic frame goes through every variant
 in turn (the order rotates per frame, so drift and cache effects fall on all alike); each variant
 is timed on the network alone (`inference_ms` of the engine) and on the whole frame, and scored
 against the ground truth (mIoU) and against the torch fp32 labels (agreement).
