@@ -17,6 +17,8 @@ from typing import Sequence
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
     'train': ('seg_perception.training.cli', 'train or fine-tune a segmentation model'),
     'evaluate': ('seg_perception.evaluation.cli', 'evaluate a model (IoU, mIoU, latency)'),
+    'adapt': ('seg_perception.adaptation.cli',
+              'adapt a model to your own cell from an unlabelled RGB-D bag (pseudo-labels)'),
     'bench segmentation': ('seg_perception.bench.segmentation_bench',
                            'benchmark the model alone and the segmentation node through ROS'),
     'bench grasp': ('seg_perception.bench.grasp_bench',
@@ -29,6 +31,8 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
                'export a model to ONNX or TorchScript (checked against PyTorch)'),
     'quantize': ('seg_perception.segmentation.quantize_cli',
                  'INT8 post-training quantisation (OpenVINO/NNCF or ONNX Runtime)'),
+    'prune': ('seg_perception.segmentation.prune_cli',
+              'structured channel pruning of a U-Net checkpoint (then fine-tune it)'),
     'bench refine': ('seg_perception.bench.refine_bench',
                      'boundary F-score and time of each refine postprocess (CRF, guided)'),
     'bench backends': ('seg_perception.bench.backends_bench',

@@ -40,12 +40,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument('--height', type=int, default=480, help='image height (default 480)')
     parser.add_argument('--storage', choices=('mcap', 'sqlite3'), default='mcap')
     parser.add_argument('--no-progress', action='store_true', help='hide the progress bar')
+    parser.add_argument('--style', default='default',
+                        help='synthetic cell style (seg_perception.adaptation.styles: default, '
+                             'light_diffuse, dark_hard)')
 
 
 def write_synthetic_bag(out: Path, *, frames: int, seed: int, rate_hz: float,
                         namespace: str = 'camera', width: int = 640, height: int = 480,
                         storage: str = 'mcap', start_ns: int = DEFAULT_START_NS,
-                        progress: bool = True) -> int:
+                        progress: bool = True, style: str = 'default') -> int:
     """Render `frames` frames (seeds seed, seed+1, ...) into a new bag; return messages written."""
     if frames < 1:
         raise BagError(f'--frames must be >= 1, got {frames}')
@@ -56,6 +59,12 @@ def write_synthetic_bag(out: Path, *, frames: int, seed: int, rate_hz: float,
     from seg_perception.synthetic import SyntheticCell, SyntheticConfig
 
     cell = SyntheticCell(SyntheticConfig(width=width, height=height))
+    if style != 'default':      # another cell: seg_perception.adaptation.styles
+        from seg_perception.adaptation.styles import get_style, StyleError, StyledCell
+        try:
+            cell = StyledCell(get_style(style), width=width, height=height)
+        except StyleError as exc:
+            raise BagError(str(exc)) from exc
     typestore = default_typestore()
     topics = topic_names(namespace)
     period_ns = int(round(1e9 / rate_hz))
@@ -86,6 +95,7 @@ def main(args: argparse.Namespace) -> int:
     """Write the bag and print a one-line summary."""
     count = write_synthetic_bag(args.out, frames=args.frames, seed=args.seed, rate_hz=args.rate,
                                 namespace=args.ns, width=args.width, height=args.height,
-                                storage=args.storage, progress=not args.no_progress)
+                                storage=args.storage, progress=not args.no_progress,
+                                style=args.style)
     print(f'wrote {count} messages ({args.frames} frames) to {args.out}')
     return 0

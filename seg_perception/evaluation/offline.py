@@ -63,12 +63,14 @@ SCENE_SPLITS: dict[str, dict[str, Any]] = {
 def evaluate_synthetic(engine: SegmentationEngine, *, frames: int = 200,
                        seed_start: int = EVAL_SEED_START, size_hw: tuple[int, int] = (480, 640),
                        batch_size: int = 4, scenes: str = 'all',
-                       progress: Callable[[int, int], None] | None = None) -> dict[str, Any]:
+                       progress: Callable[[int, int], None] | None = None,
+                       cell: Any = None) -> dict[str, Any]:
     """Render `frames` synthetic frames from `seed_start` on and score the engine's model.
 
     `scenes`: 'all' (the cell's mix), 'tote' (every frame a tote), 'non-tote' (tables,
     shelves and conveyors, some with nothing on them: does the model call a surface an item?)
-    or 'classic' (see SCENE_SPLITS).
+    or 'classic' (see SCENE_SPLITS). `cell`: any object with `render(seed) -> SyntheticFrame`
+    to score instead (e.g. a styled cell of seg_perception.adaptation.styles; `scenes` unused).
     Besides per-class IoU the summary holds item-vs-rest IoU (item = any class with grasp modes).
     """
     from seg_perception.synthetic import SyntheticCell, SyntheticConfig
@@ -78,8 +80,9 @@ def evaluate_synthetic(engine: SegmentationEngine, *, frames: int = 200,
         raise EvaluationError(f'batch_size must be >= 1, got {batch_size}')
     if scenes not in SCENE_SPLITS:
         raise EvaluationError(f'scenes must be one of {", ".join(SCENE_SPLITS)}, got {scenes!r}')
-    cell = SyntheticCell(SyntheticConfig(width=size_hw[1], height=size_hw[0],
-                                         **SCENE_SPLITS[scenes]))
+    if cell is None:
+        cell = SyntheticCell(SyntheticConfig(width=size_hw[1], height=size_hw[0],
+                                             **SCENE_SPLITS[scenes]))
     spec = engine.spec
     item_ids = [c.id for c in spec.class_set.graspable()]
     item_counts = np.zeros(3, dtype=np.int64)      # true positive, false positive, false negative

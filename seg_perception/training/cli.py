@@ -29,6 +29,7 @@ from seg_perception.segmentation.model_spec import default_model_path, load_chec
     ModelSpec
 from seg_perception.segmentation.registry import ARCHITECTURES, build_model
 from seg_perception.training import datasets as ds
+from seg_perception.training import distributed
 from seg_perception.training.augment import AugmentConfig, NO_AUGMENT
 from seg_perception.training.losses import class_weights_from_counts
 from seg_perception.training.trainer import load_matching_weights, PRECISIONS, SCHEDULES, \
@@ -223,9 +224,14 @@ def main(args: argparse.Namespace) -> int:
                             f'{spec.input_size[0]}x{spec.input_size[1]}')
     train_data, val_data = _datasets(args, spec)
     t0 = time.perf_counter()
-    _prerender(train_data, 'training', args.cache_dir)
-    if val_data is not None:
-        _prerender(val_data, 'validation', args.cache_dir)
+    # Under torchrun rank 0 renders and caches the pools first; the others then load the cache.
+    context = distributed.setup(args.device)
+    for turn in (True, False):
+        if context.is_main == turn:
+            _prerender(train_data, 'training', args.cache_dir)
+            if val_data is not None:
+                _prerender(val_data, 'validation', args.cache_dir)
+        context.barrier()
     prerender_s = time.perf_counter() - t0
     weights = None
     if args.class_weights == 'auto':
@@ -254,7 +260,9 @@ def main(args: argparse.Namespace) -> int:
     if args.resume:
         trainer.resume()
     summary = trainer.fit()
-    print(f'done: {summary["iterations"]} iterations in {summary["train_seconds"]:.0f} s, best '
-          f'val mIoU {summary["best_val_miou"]:.4f}; checkpoint {args.out / "best.pt"}',
-          flush=True)
+    if context.is_main:
+        print(f'done: {summary["iterations"]} iterations in {summary["train_seconds"]:.0f} s, '
+              f'best val mIoU {summary["best_val_miou"]:.4f}; checkpoint '
+              f'{args.out / "best.pt"}', flush=True)
+    distributed.teardown()
     return 0

@@ -29,6 +29,7 @@ from seg_perception.evaluation.metrics import SegmentationScores
 from seg_perception.host_memory import retain_freed_memory
 from seg_perception.segmentation.device import cpu_has_native_bf16, DeviceError, resolve_device
 from seg_perception.segmentation.model_spec import ModelSpec, save_checkpoint
+from seg_perception.training import distributed
 from seg_perception.training.augment import (
     augment_batch,
     AugmentConfig,
@@ -141,11 +142,16 @@ class Trainer:
         self.val_data = val_data
         self.out_dir = Path(out_dir)
         self.extra = dict(extra or {})
+        # Under torchrun: one process per rank; only rank 0 logs, validates and writes.
+        self.dist = distributed.setup(config.device)
+        self.extra['world_size'] = self.dist.world_size
         self.log = log or (lambda text: print(text, flush=True))
+        if not self.dist.is_main:
+            self.log = lambda text: None
         if config.threads:
             torch.set_num_threads(config.threads)
         try:
-            self.device = resolve_device(config.device)
+            self.device = distributed.rank_device(resolve_device(config.device), self.dist)
         except DeviceError as exc:
             raise TrainingError(str(exc)) from exc
         if self.device.type == 'cpu':
@@ -156,6 +162,13 @@ class Trainer:
         self.memory_format = torch.channels_last if config.channels_last \
             else torch.contiguous_format
         self.model = self.model.to(memory_format=self.memory_format)
+        #: what the training step runs: the model, or its DistributedDataParallel wrapper
+        #: (gradients averaged over the ranks); validation and checkpoints use the bare model.
+        self.net: nn.Module = self.model
+        if self.dist.distributed:
+            self.net = nn.parallel.DistributedDataParallel(
+                self.model, device_ids=[self.device.index] if self.device.type == 'cuda'
+                else None)
         self.autocast_dtype = resolve_precision(config.precision, self.device)
         # fp16 gradients underflow without loss scaling; bf16 has fp32's exponent range
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.autocast_dtype
@@ -178,8 +191,18 @@ class Trainer:
         lut = np.full(256, UNLABELED_ID, dtype=np.uint8)
         lut[list(spec.class_set.ids)] = list(spec.class_set.ids)
         self.label_lut = lut
-        self.rng = np.random.default_rng(config.seed)
-        self.gen = torch.Generator(device=self.device).manual_seed(config.seed)
+        self._seed_rngs()
+
+    def _seed_rngs(self, iteration: int | None = None) -> None:
+        """Seed batch sampling and augmentation; per rank, so ranks draw different batches.
+
+        Rank 0 of a plain run keeps the seed as given (runs reproduce as before).
+        """
+        seed, rank = self.config.seed, self.dist.rank
+        key = seed if rank == 0 and iteration is None else [seed, rank, iteration or 0]
+        self.rng = np.random.default_rng(key)
+        self.gen = torch.Generator(device=self.device).manual_seed(
+            int(np.random.default_rng(key).integers(2 ** 62)) if rank else seed)
 
     def time_progress(self) -> float:
         """Return the fraction of the time budget spent (0 without a budget)."""
@@ -232,6 +255,8 @@ class Trainer:
         self.rng.bit_generator.state = state['numpy_rng']
         self.gen.set_state(state['torch_gen'].cpu() if self.device.type == 'cpu'
                            else state['torch_gen'])
+        if self.dist.rank:     # the saved RNG state is rank 0's: other ranks draw their own
+            self._seed_rngs(self.iteration)
         self.train_seconds = float(state.get('train_seconds', 0.0))
         self.log(f'resumed at iteration {self.iteration} (best val mIoU {self.best_miou:.4f})')
 
@@ -250,7 +275,7 @@ class Trainer:
         x, y = self._batch()
         with torch.autocast(self.device.type, dtype=self.autocast_dtype or torch.float32,
                             enabled=self.autocast_dtype is not None):
-            logits = self.model(x)['out']
+            logits = self.net(x)['out']
         loss = self.criterion(logits.float(), y)
         if not torch.isfinite(loss):
             raise TrainingError(f'loss became {loss.item()} at iteration {self.iteration}; '
@@ -293,6 +318,8 @@ class Trainer:
 
     # ----------------------------------------------------------------------------- run
     def _save(self, name: str, val: dict[str, Any] | None) -> None:
+        if not self.dist.is_main:
+            return
         extra = dict(self.extra)
         extra.update({'iteration': self.iteration,
                       'train_seconds': round(self.train_seconds, 1),
@@ -303,6 +330,8 @@ class Trainer:
         save_checkpoint(self.out_dir / f'{name}.pt', self.model, self.spec, extra=extra)
 
     def _save_state(self) -> None:
+        if not self.dist.is_main:
+            return
         tmp = self.out_dir / (STATE_FILE + '.tmp')
         torch.save(self._state(), tmp)
         tmp.replace(self.out_dir / STATE_FILE)
@@ -310,14 +339,18 @@ class Trainer:
     def fit(self) -> dict[str, Any]:
         """Train to config.iterations (from the current iteration); return the final summary."""
         cfg = self.config
-        self.out_dir.mkdir(parents=True, exist_ok=True)
+        if self.dist.is_main:
+            self.out_dir.mkdir(parents=True, exist_ok=True)
         self.log(f'training {self.spec.arch} {self.spec.arch_kwargs} on {self.device} '
                  f'({torch.get_num_threads()} threads), {len(self.train_data)} training samples, '
                  f'{len(self.val_data) if self.val_data is not None else 0} validation samples, '
                  f'input {self.spec.input_size[0]}x{self.spec.input_size[1]}, '
                  f'batch {cfg.batch_size}, {cfg.iterations} iterations, '
-                 f'{"fp32" if self.autocast_dtype is None else self.autocast_dtype} compute')
-        bar = tqdm(total=cfg.iterations, initial=self.iteration, disable=None, file=sys.stderr,
+                 f'{"fp32" if self.autocast_dtype is None else self.autocast_dtype} compute'
+                 + (f', {self.dist.world_size} processes ({self.dist.backend})'
+                    if self.dist.distributed else ''))
+        bar = tqdm(total=cfg.iterations, initial=self.iteration,
+                   disable=None if self.dist.is_main else True, file=sys.stderr,
                    desc='train', dynamic_ncols=True)
         losses: list[float] = []
         t_last = time.perf_counter()
@@ -327,6 +360,8 @@ class Trainer:
             loss = self._step()
             self.iteration += 1
             self.train_seconds += time.perf_counter() - t0
+            # every rank stops, and decays the LR, on the slowest rank's clock
+            self.train_seconds = self.dist.max_scalar(self.train_seconds, self.device)
             losses.append(loss)
             bar.update(1)
             bar.set_postfix(loss=f'{loss:.3f}')
@@ -344,8 +379,8 @@ class Trainer:
             if self.iteration % cfg.val_every == 0 or self.done():
                 last_val = self._validate_and_checkpoint()
         bar.close()
-        if last_val is None and self.val_data is not None:  # resumed at the end
-            last_val = self.validate()
+        if last_val is None and self.val_data is not None and self.dist.is_main:
+            last_val = self.validate()  # resumed at the end
         summary = {
             'iterations': self.iteration,
             'train_seconds': round(self.train_seconds, 1),
@@ -353,10 +388,13 @@ class Trainer:
             'final_val': last_val,
         }
         self._write_metrics(summary)
+        self.dist.barrier()     # ranks leave together, after rank 0 wrote its files
         return summary
 
     def _validate_and_checkpoint(self) -> dict[str, Any] | None:
         val = None
+        if not self.dist.is_main:
+            return None         # rank 0 validates and writes; the others go on training
         if self.val_data is not None and len(self.val_data):
             val = self.validate()
             self.history['val'].append({'iteration': self.iteration, 'miou': val['miou'],
@@ -377,6 +415,8 @@ class Trainer:
         return val
 
     def _write_metrics(self, summary: dict[str, Any] | None) -> None:
+        if not self.dist.is_main:
+            return
         doc = {'spec': self.spec.to_dict(), 'extra': _jsonable(self.extra),
                'history': self.history, 'best_val_miou': self.best_miou,
                'iteration': self.iteration, 'train_seconds': round(self.train_seconds, 1)}

@@ -1,0 +1,1 @@
+"""Adapting a segmentation model to a user's own cell without labels (`adapt`)."""
