@@ -95,7 +95,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     m.add_argument('--iterations', type=int, default=600)
     m.add_argument('--time-budget-min', type=float, default=None)
     m.add_argument('--batch-size', type=int, default=8, help='per process under torchrun')
-    m.add_argument('--lr', type=float, default=5e-4)
+    m.add_argument('--lr', type=float, default=3e-4,
+                   help='peak learning rate (higher adapts more and forgets more)')
     m.add_argument('--warmup', type=int, default=50)
     m.add_argument('--val-fraction', type=float, default=0.15,
                    help='the last part of the bag held out for validation')
@@ -103,7 +104,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     m.add_argument('--log-every', type=int, default=50)
     m.add_argument('--crop', default=None, metavar='HxW', help='random training crops')
     m.add_argument('--class-weights', choices=('none', 'auto'), default='none')
-    m.add_argument('--synthetic-mix', type=float, default=0.25,
+    m.add_argument('--synthetic-mix', type=float, default=0.5,
                    help='share of synthetic frames in the fine-tuning data (against forgetting)')
     m.add_argument('--synthetic-style', choices=tuple(STYLES), default='default',
                    help='the synthetic cell the model was trained on: mixed in and scored')

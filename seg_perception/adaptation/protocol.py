@@ -51,6 +51,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument('--adapt-iterations', type=int, default=300)
     parser.add_argument('--eval-frames', type=int, default=50)
     parser.add_argument('--threads', type=int, default=2)
+    parser.add_argument('--adapt-lr', type=float, default=3e-4, help="adapt's peak learning rate")
+    parser.add_argument('--synthetic-mix', type=float, default=0.5,
+                        help="share of style-A frames in adapt's batches (against forgetting)")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
@@ -86,7 +89,8 @@ def main(argv: list[str] | None = None) -> int:
                          '--depth-topic', topics['depth'], '--camera-info-topic',
                          topics['color_info'], '--model', str(model_a), '--iterations',
                          str(args.adapt_iterations), '--val-every', '100', '--warmup', '30',
-                         '--lr', '1e-3', '--synthetic-style', 'light_diffuse',
+                         '--lr', str(args.adapt_lr), '--synthetic-style', 'light_diffuse',
+                         '--synthetic-mix', str(args.synthetic_mix),
                          '--eval-frames', str(args.eval_frames), '--threads',
                          str(args.threads), '--out', str(adapted)])
         if code:
