@@ -15,6 +15,21 @@ from ros_harness import isolate_ros_environment, RosTestNode, SHARED_DATA  # noq
 isolate_ros_environment()
 
 
+@pytest.hookimpl(tryfirst=True)
+def pytest_pycollect_makemodule(module_path: Path,
+                                parent: pytest.Collector) -> pytest.Module | None:
+    """Collect test files as plain pytest does, before launch_testing's plugin (in ROS installs).
+
+    That plugin imports each test file itself (prepend mode, ignoring --import-mode) to look for
+    generate_test_description; a module-level skip raised there ends the collection of the rest
+    of the folder, so the other test files in it vanish without a report. Files that do define
+    generate_test_description are still left to launch_testing.
+    """
+    if 'generate_test_description' in module_path.read_text(encoding='utf-8', errors='replace'):
+        return None
+    return pytest.Module.from_parent(parent, path=module_path)
+
+
 @pytest.fixture
 def ros_probe():
     """Yield an rclpy node spinning in the background, in its own context."""
