@@ -8,6 +8,7 @@ the launch shuts down every process must have exited cleanly.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 import threading
 from typing import Any
@@ -68,6 +69,19 @@ class ProcessRecord:
     def text(self, executable: str) -> str:
         with self._lock:
             return ''.join(self.output.get(executable, []))
+
+
+@pytest.fixture(scope='module', autouse=True)
+def restore_environment() -> Any:
+    """Give the test process its environment back once this module's launch is over.
+
+    launch runs in this process: the launch file's SetEnvironmentVariable (the Fast DDS SHM
+    profile) changes os.environ, and later tests that need stock transport would inherit it.
+    """
+    saved = dict(os.environ)
+    yield
+    os.environ.clear()
+    os.environ.update(saved)
 
 
 @pytest.fixture(scope='module')
