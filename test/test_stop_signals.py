@@ -12,13 +12,13 @@ import subprocess
 import sys
 import textwrap
 
-PRELUDE = textwrap.dedent('''
+PRELUDE = textwrap.dedent("""
     import os, signal, threading
     from seg_perception.stop_signals import StopSignals
 
     def deliver(signum):
         os.kill(os.getpid(), signum)  # handled in the main thread before kill() returns
-''')
+""")
 
 
 def _run(body: str) -> None:
@@ -29,18 +29,18 @@ def _run(body: str) -> None:
 
 
 def test_first_sigint_sets_the_flag_and_handlers_are_restored() -> None:
-    _run('''
+    _run("""
         before = signal.getsignal(signal.SIGINT)
         with StopSignals() as stop:
             assert not stop.is_set()
             deliver(signal.SIGINT)
             assert stop.is_set() and stop.received == signal.SIGINT
         assert signal.getsignal(signal.SIGINT) is before
-    ''')
+    """)
 
 
 def test_a_repeated_signal_interrupts_only_when_asked() -> None:
-    _run('''
+    _run("""
         try:
             with StopSignals():
                 deliver(signal.SIGINT)
@@ -54,11 +54,11 @@ def test_a_repeated_signal_interrupts_only_when_asked() -> None:
                 deliver(signal.SIGTERM)
             deliver(signal.SIGINT)
         assert stop.is_set() and stop.received == signal.SIGTERM
-    ''')
+    """)
 
 
 def test_outside_the_main_thread_it_leaves_handlers_alone() -> None:
-    _run('''
+    _run("""
         before = signal.getsignal(signal.SIGINT)
         seen = []
 
@@ -70,4 +70,4 @@ def test_outside_the_main_thread_it_leaves_handlers_alone() -> None:
         thread.start()
         thread.join(timeout=10)
         assert seen == [(before, False)], seen
-    ''')
+    """)
