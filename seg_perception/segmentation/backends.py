@@ -145,3 +145,35 @@ def _graph_segmenter(runtime: str, path: Path, spec: ModelSpec, device: torch.de
     from seg_perception.segmentation.openvino_backend import OpenVinoSegmenter
     return OpenVinoSegmenter(path, spec, device=device, threads=threads,
                              openvino_device=openvino_device), spec
+
+
+#: the INT8 OpenVINO IR of the default model shipped beside it (seg_perception quantize)
+SHIPPED_INT8 = 'default_int8'
+
+
+def shipped_int8(source: str, device: torch.device, precision: str) -> tuple[Path | None, str]:
+    """Return (the shipped INT8 default model, '') when `auto` may use it, else (None, why).
+
+    Only for the default model on a CPU with OpenVINO installed, when precision is not 'fp32'
+    (the node's default 'fp16' means "reduced precision where the hardware has it"), and only
+    while the IR was quantised from the default model as it is now (SHA-256 in its sidecar).
+    """
+    from seg_perception.segmentation.model_spec import default_model_path
+    if source != 'default' or device.type != 'cpu' or precision == 'fp32':
+        return None, 'not asked for'
+    if not is_installed('openvino'):
+        return None, 'openvino is not installed'
+    path = default_model_path(SHIPPED_INT8, '.xml')
+    if not path.is_file():
+        return None, f'{path.name} is not shipped'
+    import hashlib
+    import json
+    try:
+        doc = json.loads(path.with_suffix('.json').read_text(encoding='utf-8'))
+    except (OSError, ValueError) as exc:
+        return None, f'{path.with_suffix(".json").name} is unreadable ({exc})'
+    want = doc.get('export', {}).get('source_sha256')
+    if want != hashlib.sha256(default_model_path().read_bytes()).hexdigest():
+        return None, f'{path.name} was quantised from another default model (run seg_perception ' \
+                     f'quantize default --out {path})'
+    return path, ''

@@ -236,6 +236,16 @@ class SegmentationEngine:
                                                         torch_model=torch_model, **common)
             except ModelLoadError as exc:
                 self._note(f'backend auto: {runtime} skipped ({exc})')
+        int8, why_not = backends.shipped_int8(config.model, self.device, config.precision)
+        if int8 is not None:
+            try:
+                loaded['openvino_int8'] = backends.load_backend('openvino', str(int8),
+                                                                device=self.device)
+                loaded['openvino_int8'][0].backend = 'openvino_int8'
+            except ModelLoadError as exc:
+                self._note(f'backend auto: the shipped INT8 model skipped ({exc})')
+        elif why_not != 'not asked for':
+            self._note(f'backend auto: no INT8 candidate ({why_not})')
         if len(loaded) == 1:
             return next(iter(loaded.values()))
         spec = next(iter(loaded.values()))[1]
@@ -279,6 +289,8 @@ class SegmentationEngine:
         if precision == 'fp32':
             return None
         backend = getattr(segmenter, 'backend', 'torch')
+        if backend == 'openvino_int8':
+            return None  # the reduced precision asked for, quantised
         if backend != 'torch':
             note(f'precision {precision} ignored for backend {backend} (quantise the model for '
                  'int8: seg_perception quantize)')

@@ -243,7 +243,7 @@ def load_checkpoint(path_pt: str | Path, *,
     return model.eval(), spec
 
 
-def default_model_path(name: str = DEFAULT_MODEL_NAME) -> Path:
-    """Return the path of a model shipped in seg_perception/resources/models/<name>.pt."""
-    ref = resources.files('seg_perception.resources') / 'models' / f'{name}.pt'
+def default_model_path(name: str = DEFAULT_MODEL_NAME, suffix: str = '.pt') -> Path:
+    """Return the path of a model shipped in seg_perception/resources/models/<name><suffix>."""
+    ref = resources.files('seg_perception.resources') / 'models' / f'{name}{suffix}'
     return Path(str(ref))

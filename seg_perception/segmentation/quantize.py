@@ -15,6 +15,7 @@ frames; otherwise nothing is written.
 from __future__ import annotations
 
 from dataclasses import replace
+import hashlib
 import json
 from pathlib import Path
 import tempfile
@@ -220,9 +221,23 @@ def quantize_model(source: str, *, out: str | Path, calibration: str = 'syntheti
                           precision='int8', quantizer=tool, preset=preset, source=str(source),
                           calibration={'source': calibration, 'frames': frames,
                                        'seed_start': CHECK_SEED_START},
+                          source_sha256=source_digest(source),
                           parity_vs_fp32=parity.to_dict())
         _move_into_place(tmp, out, doc)
     return out, parity
+
+
+def source_digest(source: str) -> str | None:
+    """Return the SHA-256 of the model file `source` stands for (None for registry names).
+
+    Kept in the INT8 sidecar, so a quantised copy of the default model is known to be stale once
+    the default model is retrained.
+    """
+    from seg_perception.segmentation.model_spec import default_model_path
+    path = default_model_path() if source == 'default' else Path(source)
+    if not path.is_file():
+        return None
+    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 def _move_into_place(tmp: Path, out: Path, doc: dict[str, Any]) -> None:

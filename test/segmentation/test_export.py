@@ -94,6 +94,26 @@ def test_backend_auto_times_the_installed_runtimes_and_keeps_the_fastest():
     assert any(note.startswith('backend auto:') for note in engine.notes)
 
 
+@pytest.mark.skipif('openvino' not in GRAPH_RUNTIMES, reason='openvino is not installed')
+def test_reduced_precision_lets_auto_take_the_shipped_int8_model():
+    """The node's default precision (fp16) on a CPU: the INT8 IR of the default model competes."""
+    engine = SegmentationEngine(EngineConfig(model='default', device='cpu', backend='auto',
+                                             precision='fp16'))
+    assert 'openvino_int8' in engine.backend_timings_ms
+    int8 = SegmentationEngine(EngineConfig(
+        model=str(default_model_path('default_int8', '.xml')), device='cpu'))
+    ref = SegmentationEngine(EngineConfig(model='default', device='cpu', backend='torch'))
+    cell = SyntheticCell(SyntheticConfig(width=640, height=480))
+    same = total = 0
+    for seed in range(100_200, 100_210):
+        frame = cell.render(seed=seed).rgb
+        a, b = ref.segment([frame])[0].labels, int8.segment([frame])[0].labels
+        same, total = same + int((a == b).sum()), total + a.size
+    assert same / total >= 0.99
+    fp32 = SegmentationEngine(EngineConfig(model='default', device='cpu', backend='auto'))
+    assert 'openvino_int8' not in fp32.backend_timings_ms
+
+
 def test_bad_models_and_backends_get_one_line_errors(tmp_path, exported):
     with pytest.raises(ExportError, match='not a PyTorch model'):
         export_model(str(exported), fmt='onnx', out=tmp_path / 'x.onnx')
