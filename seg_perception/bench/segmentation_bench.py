@@ -209,6 +209,10 @@ def node_parameters(args: argparse.Namespace, engine_backend: str | None = None
         'model': args.model, 'device': args.device, 'precision': args.precision,
         'warmup_iterations': 2, 'backend': engine_backend or args.backend,
     }
+    if engine_backend == 'openvino_int8':  # auto took the shipped INT8 IR: name it outright
+        from seg_perception.segmentation.backends import SHIPPED_INT8
+        from seg_perception.segmentation.model_spec import default_model_path
+        params.update(model=str(default_model_path(SHIPPED_INT8, '.xml')), backend='openvino')
     for item in args.node_param:
         key, _, value = item.partition(':=')
         params[key] = value
