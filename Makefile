@@ -16,7 +16,7 @@ demo: setup  ## synthetic cell -> segmentation -> grasp assist, ~20 s; writes de
 
 bench: setup  ## benchmarks; figures printed and written to build/bench/*.json
 	@$(ENV) && seg_perception bench synthetic && seg_perception bench segmentation \
-		&& seg_perception bench grasp
+		&& seg_perception bench grasp && seg_perception bench backends
 
 lint: setup
 	@$(ENV) && python -m pytest test/test_code_quality.py
