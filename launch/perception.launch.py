@@ -60,7 +60,13 @@ def generate_launch_description() -> LaunchDescription:
             description="Inference device ('auto' = cuda when available)"),
         DeclareLaunchArgument(
             'precision', default_value='fp16', choices=['fp32', 'fp16', 'bf16'],
-            description='Inference precision on GPU (CPU always runs fp32)'),
+            description='Reduced precision where the hardware has it: fp16/bf16 on GPU, bf16 on '
+                        'CPUs with native bf16, and on other CPUs backend auto may take the '
+                        "shipped INT8 default model; 'fp32' keeps full precision everywhere"),
+        DeclareLaunchArgument(
+            'backend', default_value='auto', choices=['auto', 'torch', 'onnxruntime', 'openvino'],
+            description="Runtime of the network ('auto' times the installed ones at start-up "
+                        'and keeps the fastest)'),
         DeclareLaunchArgument(
             'segmentation_params_file',
             default_value=PathJoinSubstitution([share, 'config', 'segmentation.yaml']),
@@ -113,6 +119,7 @@ def generate_launch_description() -> LaunchDescription:
             PathJoinSubstitution([share, 'launch', 'segmentation.launch.py'])),
         launch_arguments={**common, 'image_topic': arg('image_topic'), 'model': arg('model'),
                           'device': arg('device'), 'precision': arg('precision'),
+                          'backend': arg('backend'),
                           'params_file': arg('segmentation_params_file')}.items())
     grasp = IncludeLaunchDescription(
         PythonLaunchDescriptionSource(

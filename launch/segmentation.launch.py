@@ -41,12 +41,18 @@ def generate_launch_description() -> LaunchDescription:
             description="Inference device ('auto' = cuda when available)"),
         DeclareLaunchArgument(
             'precision', default_value='fp16', choices=['fp32', 'fp16', 'bf16'],
-            description='Inference precision on GPU (CPU always runs fp32)'),
+            description='Reduced precision where the hardware has it: fp16/bf16 on GPU, bf16 on '
+                        'CPUs with native bf16, and on other CPUs backend auto may take the '
+                        "shipped INT8 default model; 'fp32' keeps full precision everywhere"),
+        DeclareLaunchArgument(
+            'backend', default_value='auto', choices=['auto', 'torch', 'onnxruntime', 'openvino'],
+            description="Runtime of the network ('auto' times the installed ones at start-up "
+                        'and keeps the fastest)'),
         DeclareLaunchArgument(
             'params_file',
             default_value=PathJoinSubstitution([share, 'config', 'segmentation.yaml']),
             description='Parameter file of segmentation_node (the arguments above override '
-                        'model, device, precision and image_topics in it)'),
+                        'model, device, precision, backend and image_topics in it)'),
         DeclareLaunchArgument(
             'log_level', default_value='info', choices=['debug', 'info', 'warn', 'error'],
             description='Logging level of the node'),
@@ -67,6 +73,7 @@ def generate_launch_description() -> LaunchDescription:
             'model': ParameterValue(LaunchConfiguration('model'), value_type=str),
             'device': ParameterValue(LaunchConfiguration('device'), value_type=str),
             'precision': ParameterValue(LaunchConfiguration('precision'), value_type=str),
+            'backend': ParameterValue(LaunchConfiguration('backend'), value_type=str),
         }],
         ros_arguments=['--log-level', LaunchConfiguration('log_level')])
     return LaunchDescription([

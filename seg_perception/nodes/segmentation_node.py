@@ -63,7 +63,8 @@ PARAMETERS = (
               '(an Intel GPU)'),
     ParamSpec('device', 'auto', "Inference device: 'auto' (cuda if present), 'cpu', 'cuda:N'"),
     ParamSpec('precision', 'fp16', 'fp32, fp16 or bf16 (fp16: GPU only; bf16: GPU, or CPUs '
-              'with AVX512-BF16/AMX)'),
+              'with AVX512-BF16/AMX; not fp32 on a CPU: backend auto may take the shipped '
+              'INT8 default model)'),
     ParamSpec('input_size', [0, 0], "Network input [height, width]; [0, 0] = the model's own"),
     ParamSpec('upsample', 'nearest', "Labels at input resolution by 'nearest' upsampling of "
               "labels or 'bilinear' upsampling of logits"),
