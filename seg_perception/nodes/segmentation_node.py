@@ -405,13 +405,14 @@ class SegmentationWork:
         for cam in self.cameras:
             problems = cam.problems.snapshot()
             since = cam.received.seconds_since_last()
+            transport_loss = _transport_loss(cam)
             level, message = 'ok', 'running'
             if since is None:
                 level, message = 'warn', 'no frame received yet'
             elif since > self.settings.stale_after_s:
                 level, message = 'stale', f'no frame for {since:.1f} s'
-            elif _transport_loss(cam):
-                level, message = 'warn', _transport_loss(cam)
+            elif transport_loss:
+                level, message = 'warn', transport_loss
             elif problems:
                 level, message = 'warn', 'refused frames: ' + ', '.join(
                     f'{k} x{v}' for k, v in problems.items())

@@ -22,8 +22,8 @@ import torch
 
 from seg_perception.segmentation.model_spec import ModelLoadError, ModelSpec
 
-__all__ = ['BACKENDS', 'RUNTIMES', 'import_runtime', 'is_installed', 'load_backend',
-           'runtimes_for']
+__all__ = ['BACKENDS', 'RUNTIMES', 'graph_segmenter', 'import_runtime', 'is_installed',
+           'load_backend', 'runtimes_for', 'shipped_int8']
 
 #: runtimes that execute a network
 RUNTIMES: tuple[str, ...] = ('torch', 'onnxruntime', 'openvino')
@@ -118,7 +118,8 @@ def load_backend(runtime: str, source: str, *, device: torch.device,
                                  f'{" or ".join(GRAPH_RUNTIMES[suffix])}')
         from seg_perception.segmentation.loader import sidecar_for
         spec = sidecar_for(Path(source), spec_path)
-        return _graph_segmenter(runtime, Path(source), spec, device, threads, openvino_device)
+        return graph_segmenter(runtime, Path(source), spec, device=device, threads=threads,
+                               openvino_device=openvino_device)
     if not _runs_on(runtime, device):
         raise ModelLoadError(f'backend {runtime} cannot run on {device} here (onnxruntime needs '
                              'onnxruntime-gpu for CUDA; OpenVINO runs on CPUs and Intel GPUs)')
@@ -134,11 +135,14 @@ def load_backend(runtime: str, source: str, *, device: torch.device,
         spec = replace(spec, input_size=tuple(input_size))
     from seg_perception.segmentation.export import cached_onnx
     path = cached_onnx(module, spec, runtime=runtime)
-    return _graph_segmenter(runtime, path, spec, device, threads, openvino_device)
+    return graph_segmenter(runtime, path, spec, device=device, threads=threads,
+                           openvino_device=openvino_device)
 
 
-def _graph_segmenter(runtime: str, path: Path, spec: ModelSpec, device: torch.device,
-                     threads: int | None, openvino_device: str) -> tuple[Any, ModelSpec]:
+def graph_segmenter(runtime: str, path: Path, spec: ModelSpec, *, device: torch.device,
+                    threads: int | None = None, openvino_device: str = 'CPU'
+                    ) -> tuple[Any, ModelSpec]:
+    """Return (segmenter, spec) for an exported graph at `path` run in a graph `runtime`."""
     if runtime == 'onnxruntime':
         from seg_perception.segmentation.onnx_backend import OnnxSegmenter
         return OnnxSegmenter(path, spec, device=device, threads=threads), spec
@@ -166,14 +170,14 @@ def shipped_int8(source: str, device: torch.device, precision: str) -> tuple[Pat
     path = default_model_path(SHIPPED_INT8, '.xml')
     if not path.is_file():
         return None, f'{path.name} is not shipped'
-    import hashlib
     import json
+    from seg_perception.segmentation.quantize import source_digest
     try:
         doc = json.loads(path.with_suffix('.json').read_text(encoding='utf-8'))
     except (OSError, ValueError) as exc:
         return None, f'{path.with_suffix(".json").name} is unreadable ({exc})'
     want = doc.get('export', {}).get('source_sha256')
-    if want != hashlib.sha256(default_model_path().read_bytes()).hexdigest():
+    if want != source_digest('default'):
         return None, f'{path.name} was quantised from another default model (run seg_perception ' \
                      f'quantize default --out {path})'
     return path, ''

@@ -238,15 +238,11 @@ def check_export(module: nn.Module, spec: ModelSpec, path: Path, fmt: str, *,
     from seg_perception.segmentation.torchscript_backend import load_torchscript, TorchSegmenter
     cpu = torch.device('cpu')
     reference = TorchSegmenter(module, device=cpu)
-    if fmt == 'onnx' and runtime == 'openvino':
-        from seg_perception.segmentation.openvino_backend import OpenVinoSegmenter
-        candidate = OpenVinoSegmenter(path, spec, device=cpu)
-    elif fmt == 'onnx':
-        from seg_perception.segmentation.onnx_backend import OnnxSegmenter
-        candidate = OnnxSegmenter(path, spec, device=cpu)
+    if fmt == 'onnx':
+        from seg_perception.segmentation.backends import graph_segmenter
+        candidate, _ = graph_segmenter(runtime, path, spec, device=cpu)
     else:
-        candidate = TorchSegmenter(load_torchscript(path, device=torch.device('cpu')),
-                                   device=torch.device('cpu'))
+        candidate = TorchSegmenter(load_torchscript(path, device=cpu), device=cpu)
     synthetic = max(0, frames - max(1, frames // 4))
     return compare(reference, candidate,
                    parity_batches(spec, synthetic=synthetic, noise=frames - synthetic))

@@ -128,12 +128,9 @@ def load_segmenter(source: str, *, device: str | torch.device = 'cpu',
         from seg_perception.segmentation.torchscript_backend import load_torchscript
         spec = sidecar_for(path, spec_path)
         return TorchSegmenter(load_torchscript(path, device=device), device=device), spec
-    spec = sidecar_for(path, spec_path)
-    if suffix in OPENVINO_SUFFIXES:
-        from seg_perception.segmentation.openvino_backend import OpenVinoSegmenter
-        return OpenVinoSegmenter(path, spec, device=device), spec
-    from seg_perception.segmentation.onnx_backend import OnnxSegmenter
-    return OnnxSegmenter(path, spec, device=device), spec
+    from seg_perception.segmentation.backends import graph_segmenter
+    runtime = 'openvino' if suffix in OPENVINO_SUFFIXES else 'onnxruntime'
+    return graph_segmenter(runtime, path, sidecar_for(path, spec_path), device=device)
 
 
 def _load_checkpoint(path: Path, device: torch.device, spec_path: str | Path | None):

@@ -24,6 +24,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 import torch
 
+from seg_perception.segmentation.backends import graph_segmenter
 from seg_perception.segmentation.export import (
     CHECK_SEED_START,
     compare,
@@ -70,15 +71,6 @@ def _fp32_onnx(source: str, spec_path: str | Path | None, input_size: tuple[int,
     path = folder / 'fp32.onnx'
     write_onnx(on_cpu(module), spec, path, dynamic_batch=False)
     return path, spec
-
-
-def _runtime_segmenter(path: Path, spec: ModelSpec, runtime: str) -> Callable:
-    cpu = torch.device('cpu')
-    if runtime == 'openvino':
-        from seg_perception.segmentation.openvino_backend import OpenVinoSegmenter
-        return OpenVinoSegmenter(path, spec, device=cpu)
-    from seg_perception.segmentation.onnx_backend import OnnxSegmenter
-    return OnnxSegmenter(path, spec, device=cpu)
 
 
 def _quantize_openvino(fp32: Path, out: Path, batches: Sequence[np.ndarray],
@@ -211,8 +203,9 @@ def quantize_model(source: str, *, out: str | Path, calibration: str = 'syntheti
         say(f'checking INT8 against fp32 on {check_frames} frames')
         checks = parity_batches(spec, synthetic=check_frames, noise=0,
                                 seed_start=CHECK_SEED_START + CHECK_OFFSET)
-        parity = compare(_runtime_segmenter(fp32, spec, runtime),
-                         _runtime_segmenter(tmp, spec, runtime), checks)
+        cpu = torch.device('cpu')
+        parity = compare(graph_segmenter(runtime, fp32, spec, device=cpu)[0],
+                         graph_segmenter(runtime, tmp, spec, device=cpu)[0], checks)
         if parity.label_agreement < min_agreement:
             raise QuantizeError(f'the INT8 model agrees with fp32 on only '
                                 f'{parity.label_agreement:.2%} of the pixels (needs '
