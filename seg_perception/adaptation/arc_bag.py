@@ -27,7 +27,7 @@ from seg_perception.evaluation.arc2017 import FRAMES, load_depth
 
 def write_arc_tote_bag(data: Path, out: Path) -> int:
     """Write the empty and the full ARC tote as two frames; return the messages written."""
-    folder, colour, depth, empty, intrinsics = FRAMES['tote']
+    folder, colour, depth, empty, intrinsics, _ = FRAMES['tote']
     root = Path(data) / folder
     if not root.is_dir():
         raise FileNotFoundError(f'{root} does not exist')

@@ -1,10 +1,24 @@
 """The real ARC 2017 frames (../shared/data) as a frames folder for `evaluate --mode frames`.
 
 Three frames of the Amazon Robotics Challenge 2017 cell: the full tote and the two views of the
-sparse bin. They have no labels, so the item mask is where the depth differs from the same
-camera's empty-tote frame by more than 1 cm, opened with a 3x3 kernel and without specks under
-150 pixels (structured-light noise at depth edges); pixels where either depth is invalid are not
-scored. The transparent wine glass of the bin views is nearly invisible in depth, so it is mostly
+sparse bin. They have no labels, so the item mask is derived from the same camera's empty-tote
+frame:
+
+* an item pixel stands in front of the empty tote by more than 1 cm (an item only ever adds
+  material in front of the empty surface); where the depth *receded* by more than 1 cm, something
+  other than an item changed (the tote sits differently, a thing behind a handle hole moved), so
+  the truth is unknown and the pixel is not scored;
+* the mask is opened with a 3x3 kernel; patches under 150 pixels are not scored either
+  (structured-light noise at depth edges, or a sliver of a dark item between invalid pixels:
+  either way the depth difference alone cannot say which);
+* in the two bin views, whose camera poses and bin position come with the data, only points
+  inside the bin volume the data set's authors use (0.6 x 0.4 m around `bin-position.txt`, up to
+  30 cm above its bottom as in their height-map code; from 10 cm below it, for calibration
+  error) are this bin's items; things that changed in the neighbouring bins and shelves are
+  scored as "not an item";
+* pixels where either depth is invalid are not scored.
+
+The transparent wine glass of the bin views is nearly invisible in depth, so it is mostly
 absent from the mask: it is scored as "not an item" where depth sees through it. These frames are
 for evaluation only: nothing is trained or tuned on them. Usage:
 
@@ -21,20 +35,29 @@ import sys
 import cv2
 import numpy as np
 
-from seg_perception.evaluation.real_tote import DEPTH_UNITS_PER_M, object_mask
+from seg_perception.evaluation.real_tote import DEPTH_UNITS_PER_M, OBJECT_THRESHOLD_M
 from seg_perception.grasp.depth import load_depth_file
 
 #: Smallest connected patch of the depth-difference mask kept as an item, pixels.
 MIN_ITEM_PIXELS = 150
 
-#: frame name -> (folder, colour, depth, empty depth, intrinsics), relative to the data folder.
+#: The bin volume of the bin views around `bin-position.txt` (the bottom centre of the bin, in
+#: the cell frame of `camera-N.pose.txt`): half length x, half width y, height range, metres.
+#: The data set's authors build their height maps over this footprint (0.6 x 0.4 m, up to 0.3
+#: m). The two cameras' calibrations put the bin floor up to ~6 cm below or above the stated
+#: bottom, so the volume starts 10 cm below it: the footprint is what tells bins apart.
+BIN_HALF_EXTENT_M = (0.3, 0.2)
+BIN_HEIGHT_RANGE_M = (-0.1, 0.3)
+
+#: frame name -> (folder, colour, depth, empty depth, intrinsics, pose), relative to the data
+#: folder; pose None: no bin volume is known (the full tote).
 FRAMES = {
     'tote': ('arc2017_tote', 'test-image.color.png', 'test-image.depth.png',
-             'test-background.depth.png', 'test-camera-intrinsics.txt'),
+             'test-background.depth.png', 'test-camera-intrinsics.txt', None),
     'bin_view0': ('arc2017_bin_views', 'input-0.color.png', 'input-0.depth.png',
-                  'background-0.depth.png', 'camera-0.intrinsics.txt'),
+                  'background-0.depth.png', 'camera-0.intrinsics.txt', 'camera-0.pose.txt'),
     'bin_view1': ('arc2017_bin_views', 'input-1.color.png', 'input-1.depth.png',
-                  'background-1.depth.png', 'camera-1.intrinsics.txt'),
+                  'background-1.depth.png', 'camera-1.intrinsics.txt', 'camera-1.pose.txt'),
 }
 
 
@@ -43,15 +66,42 @@ def load_depth(path: Path) -> np.ndarray:
     return load_depth_file(path, units_per_m=DEPTH_UNITS_PER_M)
 
 
-def item_mask(depth_m: np.ndarray, empty_m: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Return (item mask, scored mask) from a frame and its empty-tote frame."""
-    raw, tote = object_mask(depth_m, empty_m)
-    scored = raw | tote
-    opened = cv2.morphologyEx(raw.astype(np.uint8), cv2.MORPH_OPEN, np.ones((3, 3), np.uint8))
+def in_bin_volume(depth_m: np.ndarray, K: np.ndarray, cell_from_camera: np.ndarray,
+                  bin_bottom_centre: np.ndarray) -> np.ndarray:
+    """Return (H, W) bool: pixels whose point lies in the bin volume (False where invalid)."""
+    height, width = depth_m.shape
+    u, v = np.meshgrid(np.arange(width, dtype=np.float64), np.arange(height, dtype=np.float64))
+    z = depth_m.astype(np.float64)
+    camera = np.stack([(u - K[0, 2]) * z / K[0, 0], (v - K[1, 2]) * z / K[1, 1], z], axis=-1)
+    cell = camera @ cell_from_camera[:3, :3].T + cell_from_camera[:3, 3]
+    rel = cell - bin_bottom_centre
+    with np.errstate(invalid='ignore'):
+        return ((np.abs(rel[..., 0]) <= BIN_HALF_EXTENT_M[0])
+                & (np.abs(rel[..., 1]) <= BIN_HALF_EXTENT_M[1])
+                & (rel[..., 2] > BIN_HEIGHT_RANGE_M[0]) & (rel[..., 2] <= BIN_HEIGHT_RANGE_M[1]))
+
+
+def item_mask(depth_m: np.ndarray, empty_m: np.ndarray,
+              in_bin: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Return (item mask, scored mask) from a frame and its empty-tote frame.
+
+    `in_bin`: the pixels inside the bin volume, where it is known (items elsewhere are not this
+    bin's). See the module docstring for the rules.
+    """
+    valid = np.isfinite(depth_m) & np.isfinite(empty_m)
+    with np.errstate(invalid='ignore'):
+        nearer = valid & (empty_m - depth_m > OBJECT_THRESHOLD_M)
+        receded = valid & (depth_m - empty_m > OBJECT_THRESHOLD_M)
+    if in_bin is not None:
+        nearer &= in_bin
+        receded &= in_bin
+    opened = cv2.morphologyEx(nearer.astype(np.uint8), cv2.MORPH_OPEN, np.ones((3, 3), np.uint8))
     count, labels, stats, _ = cv2.connectedComponentsWithStats(opened, connectivity=8)
     big = np.zeros(count, dtype=bool)
     big[1:] = stats[1:, cv2.CC_STAT_AREA] >= MIN_ITEM_PIXELS
-    return big[labels], scored
+    items = big[labels]
+    unknown = receded | (nearer & ~items)
+    return items, valid & ~unknown
 
 
 def export(data: Path, out: Path) -> list[str]:
@@ -62,10 +112,15 @@ def export(data: Path, out: Path) -> list[str]:
         shutil.rmtree(out)
     for folder in folders.values():
         folder.mkdir(parents=True)
-    for stem, (sub, colour, depth, empty, intrinsics) in FRAMES.items():
+    for stem, (sub, colour, depth, empty, intrinsics, pose) in FRAMES.items():
         src = data / sub
         depth_m, empty_m = load_depth(src / depth), load_depth(src / empty)
-        mask, scored = item_mask(depth_m, empty_m)
+        in_bin = None
+        if pose is not None:
+            in_bin = in_bin_volume(depth_m, np.loadtxt(src / intrinsics).reshape(3, 3),
+                                   np.loadtxt(src / pose).reshape(4, 4),
+                                   np.loadtxt(src / 'bin-position.txt').reshape(3))
+        mask, scored = item_mask(depth_m, empty_m, in_bin)
         shutil.copyfile(src / colour, folders['images'] / f'{stem}.png')
         cv2.imwrite(str(folders['masks'] / f'{stem}.png'), mask.astype(np.uint8) * 255)
         cv2.imwrite(str(folders['ignore'] / f'{stem}.png'), (~scored).astype(np.uint8) * 255)

@@ -146,14 +146,23 @@ def item_scores(predicted: np.ndarray, truth: np.ndarray, scored: np.ndarray) ->
             'true_positive_px': tp, 'false_positive_px': fp, 'false_negative_px': fn}
 
 
-def candidate_hits(candidates: Sequence[Any], truth: np.ndarray) -> tuple[int, list[bool]]:
-    """Return (count, per-candidate hit): a hit is a candidate whose pixel is an item pixel."""
-    hits = []
+def candidate_hits(candidates: Sequence[Any], truth: np.ndarray,
+                   scored: np.ndarray | None = None) -> tuple[int, list[bool | None]]:
+    """Return (scored count, per-candidate hit): a hit is a candidate on an item pixel.
+
+    A candidate on a pixel that is not scored (the truth there is unknown: ignore mask) is
+    neither a hit nor a miss: its entry is None and it is left out of the count.
+    """
+    hits: list[bool | None] = []
     height, width = truth.shape
     for c in candidates:
         u, v = int(c.pixel[0]), int(c.pixel[1])
-        hits.append(bool(0 <= u < width and 0 <= v < height and truth[v, u]))
-    return len(hits), hits
+        inside = 0 <= u < width and 0 <= v < height
+        if inside and scored is not None and not scored[v, u]:
+            hits.append(None)
+        else:
+            hits.append(bool(inside and truth[v, u]))
+    return sum(h is not None for h in hits), hits
 
 
 def _mean(values: list[float | None]) -> float | None:
@@ -162,7 +171,7 @@ def _mean(values: list[float | None]) -> float | None:
 
 
 def _overlay(frame: LabelledFrame, predicted: np.ndarray, gated: np.ndarray | None,
-             candidates: Sequence[Any], hits: list[bool], container: Any) -> np.ndarray:
+             candidates: Sequence[Any], hits: list[bool | None], container: Any) -> np.ndarray:
     """Return the report picture: labels, then the container step's output.
 
     Green: item labelled item, red: labelled item but not one, blue: item missed; the second
@@ -187,8 +196,8 @@ def _overlay(frame: LabelledFrame, predicted: np.ndarray, gated: np.ndarray | No
                     uv = pts[:, :2] / pts[:, 2:3] * (K[0, 0], K[1, 1]) + (K[0, 2], K[1, 2])
                     cv2.polylines(img, [np.round(uv).astype(np.int32)], True, (255, 255, 0), 2)
         for c, hit in zip(candidates, hits):
-            cv2.circle(img, (int(c.pixel[0]), int(c.pixel[1])), 9,
-                       (0, 255, 0) if hit else (255, 0, 0), 2)
+            colour = (255, 255, 255) if hit is None else (0, 255, 0) if hit else (255, 0, 0)
+            cv2.circle(img, (int(c.pixel[0]), int(c.pixel[1])), 9, colour, 2)
         panels.append(img)
     return np.concatenate(panels, axis=1)
 
@@ -227,7 +236,7 @@ def evaluate_frames(frames: Sequence[LabelledFrame], *, model: str = 'default',
                                                  projector.organized(frame.empty_depth_m))
             result = pipeline.process(labels, frame.depth_m, camera, rgb=frame.rgb)
             candidates = result.candidates
-            count, hits = candidate_hits(candidates, frame.item_mask)
+            count, hits = candidate_hits(candidates, frame.item_mask, frame.scored)
             container = result.container
             gated = predicted.copy()
             if container is not None:
@@ -236,8 +245,10 @@ def evaluate_frames(frames: Sequence[LabelledFrame], *, model: str = 'default',
                 gated.ravel()[index] = container_keep_mask(container, xyz, frame.depth_m,
                                                            index, config)
             row['after_container'] = item_scores(gated, frame.item_mask, frame.scored)
-            row['grasp'] = {'candidates': count, 'on_items': int(sum(hits)),
-                            'on_items_share': sum(hits) / count if count else None,
+            on_items = sum(h is True for h in hits)
+            row['grasp'] = {'candidates': count, 'on_items': on_items,
+                            'unscored_candidates': len(hits) - count,
+                            'on_items_share': on_items / count if count else None,
                             'container': (result.container_status.summary()
                                           if result.container_status else None),
                             'container_planes': container.summary() if container else None}
@@ -254,7 +265,9 @@ def evaluate_frames(frames: Sequence[LabelledFrame], *, model: str = 'default',
     if grasp:
         total = sum(r['grasp']['candidates'] for r in per_frame)
         on = sum(r['grasp']['on_items'] for r in per_frame)
+        unscored = sum(r['grasp']['unscored_candidates'] for r in per_frame)
         summary.update({
+            'unscored_candidates': unscored,
             'after_container_item_iou_mean': _mean([r['after_container']['iou']
                                                     for r in per_frame]),
             'candidates': total, 'candidates_on_items': on,
@@ -303,10 +316,14 @@ def write_report(summary: dict[str, Any], pictures: dict[str, np.ndarray], out: 
                          f' {_fmt(summary["after_container_item_iou_mean"])} | '
                          f'{summary["candidates"]} | {summary["candidates_on_items"]} '
                          f'({_fmt(summary["candidates_on_items_share"])}) |' if grasp else ''))
+        if grasp and summary['unscored_candidates']:
+            lines += ['', f'{summary["unscored_candidates"]} more candidates lie on pixels '
+                      'that are not scored (the truth there is unknown) and are not counted.']
         lines += ['', 'Pictures: green = item pixel labelled item, red = labelled item but not '
                   'one, blue = item missed' + ('; right: after the container step, with the '
                                                'container planes (cyan) and the candidates '
-                                               '(green on an item, red not)' if grasp else '')
+                                               '(green on an item, red not, white on an '
+                                               'unscored pixel)' if grasp else '')
                   + '.', '']
         lines += [f'![{stem}](overlays/{stem}.png)' for stem in pictures]
         (tmp / 'report.md').write_text('\n'.join(lines) + '\n')

@@ -57,6 +57,9 @@ def test_item_scores_and_hits() -> None:
             self.pixel = (u, v)
     assert candidate_hits([Candidate(0, 0), Candidate(0, 3), Candidate(9, 9)], truth) == (
         3, [True, False, False])
+    # A candidate on an unscored pixel (row 2) is neither a hit nor a miss.
+    assert candidate_hits([Candidate(0, 0), Candidate(1, 2), Candidate(9, 9)], truth,
+                          scored) == (2, [True, None, False])
 
 
 def test_frames_report_with_grasps(tmp_path: Path) -> None:
@@ -108,3 +111,28 @@ def test_arc2017_frames_folder(shared_data: Path, tmp_path: Path) -> None:
         assert frame.depth_m.shape == frame.rgb.shape[:2] == (480, 640)
         share = float(frame.item_mask[frame.scored].mean())
         assert 0.01 < share < 0.8, frame.stem          # items, but not the whole frame
+
+
+def test_arc2017_mask_rules() -> None:
+    """Items stand in front of the empty tote; receded depth and slivers are not scored."""
+    from seg_perception.evaluation.arc2017 import in_bin_volume, item_mask
+    empty = np.full((60, 80), 0.8, np.float32)
+    depth = empty.copy()
+    depth[10:30, 10:30] = 0.7              # an item, 400 px
+    depth[40:50, 10:30] = 0.9              # receded: the tote moved, not an item
+    depth[5:8, 60:64] = 0.7                # a 12-px sliver: too small to tell
+    depth[50:55, 60:70] = np.nan           # invalid
+    items, scored = item_mask(depth, empty)
+    assert items[10:30, 10:30].all() and items.sum() == 400
+    assert not scored[40:50, 10:30].any() and not scored[5:8, 60:64].any()
+    assert not scored[50:55, 60:70].any() and scored[0, 0] and not items[0, 0]
+    # In-bin volume: a camera 1 m above the bin bottom looking straight down (cell z up).
+    K = np.array([[100.0, 0, 40], [0, 100.0, 30], [0, 0, 1]])
+    cell_from_camera = np.array([[1.0, 0, 0, 0], [0, -1, 0, 0], [0, 0, -1, 1.0], [0, 0, 0, 1]])
+    floor = np.full((60, 80), 1.0, np.float32)
+    inside = in_bin_volume(floor, K, cell_from_camera, np.zeros(3))
+    # The view spans 0.8 x 0.6 m at 1 m: the centre is in the 0.6 x 0.4 m footprint, the corners
+    # are not; a point 0.5 m above the bottom is above the bin volume.
+    assert inside[30, 40] and not inside[0, 0] and not inside[59, 79]
+    assert not in_bin_volume(np.full((60, 80), 0.5, np.float32), K, cell_from_camera,
+                             np.zeros(3))[30, 40]

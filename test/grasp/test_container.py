@@ -184,7 +184,7 @@ def test_mode_none_is_the_plain_pipeline(cell) -> None:
 def test_arc2017_frames_in_reference_mode(shared_data: Path) -> None:
     """The real ARC tote with its empty-tote frame: the reference container removes the tote."""
     from seg_perception.evaluation.arc2017 import FRAMES, load_depth
-    sub, _, depth_name, empty_name, k_name = FRAMES['tote']
+    sub, _, depth_name, empty_name, k_name, _ = FRAMES['tote']
     depth = load_depth(shared_data / sub / depth_name)
     empty = load_depth(shared_data / sub / empty_name)
     K = np.loadtxt(shared_data / sub / k_name).reshape(3, 3)
