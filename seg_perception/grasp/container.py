@@ -18,7 +18,7 @@ Everything is in the depth camera's optical frame (x right, y down, z forward, m
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Sequence
 
 import cv2
@@ -448,7 +448,8 @@ def assemble_container(planes: Sequence[tuple[Plane, np.ndarray]], points: np.nd
             candidates.append((wall, wall_mask))
         chosen = _choose_walls(candidates, centre, points, config.surface_margin_m)
         container = Container(floor=floor, walls=tuple(chosen), source='detected')
-        if _sees_below_floor(container, points, config):
+        if _sees_below_floor(container, points, config, floor_mask,
+                             _outer_faces(floor, centre, planes, points.shape[0], config)):
             continue    # an item's top, not the floor: other surfaces lie below it
         if not chosen and float(np.mean(floor.distance(points) < -2 * config.plane_threshold_m)
                                 ) > 0.05:
@@ -474,17 +475,42 @@ def assemble_container(planes: Sequence[tuple[Plane, np.ndarray]], points: np.nd
     return None, 'no floor with a wall, nor three walls around one vertical, in view'
 
 
-def _sees_below_floor(container: Container, points: np.ndarray, config: ContainerConfig) -> bool:
+def _outer_faces(floor: Plane, centre: np.ndarray, planes: Sequence[tuple[Plane, np.ndarray]],
+                 count: int, config: ContainerConfig) -> np.ndarray:
+    """Return (count,) bool: inliers of the bin's outer faces as seen from beside the bin.
+
+    A camera that is not over the bin sees the outside of its near wall: a plane upright to
+    the floor with the floor's centre behind it, reaching below the floor. Those points lie
+    below the floor's edge but say nothing against it.
+    """
+    outer = np.zeros(count, dtype=bool)
+    for plane, mask in planes:
+        if plane is floor or abs(float(plane.normal @ floor.normal)) > 0.5:
+            continue
+        if float(plane.normal @ centre + plane.offset) < -config.surface_margin_m:
+            outer |= mask
+    return outer
+
+
+def _sees_below_floor(container: Container, points: np.ndarray, config: ContainerConfig,
+                      floor_mask: np.ndarray, exempt: np.ndarray | None = None) -> bool:
     """Return True when too much is seen below a floor candidate: it is not the floor.
 
-    Over 5 % of the points inside the walls and over the floor's outline (grown by _OVERHANG_M)
-    more than two RANSAC thresholds below it: nothing is seen through a real floor.
+    Over 5 % of the points inside the walls and over the outline of the floor's own patch
+    (`floor_mask`, grown by _OVERHANG_M) more than two RANSAC thresholds below it: nothing is
+    seen through a real floor. The patch, not all coplanar points: the floor of a neighbouring
+    bin at the same height would stretch the outline over the ground between the bins.
+    `exempt` points (the bin's outer faces) are not counted.
     """
-    assert container.floor is not None
-    inside = np.ones(points.shape[0], dtype=bool)
+    floor = container.floor
+    assert floor is not None
+    patch = replace(floor, outline_m=_outline(points[floor_mask].astype(np.float64),
+                                              floor.normal, floor.offset))
+    inside = np.ones(points.shape[0], dtype=bool) if exempt is None else ~exempt
     for wall in container.walls:
         inside &= wall.distance(points) > 0
-    inside &= container.above_floor_outline(points, -_OVERHANG_M)
+    inside &= Container(floor=patch, walls=container.walls,
+                        source=container.source).above_floor_outline(points, -_OVERHANG_M)
     if not inside.any():
         return False
     below = container.floor.distance(points[inside]) < -2 * config.plane_threshold_m
@@ -508,7 +534,7 @@ def _floor_between(walls: tuple[Plane, ...], planes: Sequence[tuple[Plane, np.nd
         if any(float(w.normal @ centre + w.offset) < config.surface_margin_m for w in walls):
             continue
         container = Container(floor=plane, walls=walls, source='detected')
-        if _sees_below_floor(container, points, config):
+        if _sees_below_floor(container, points, config, mask):
             continue
         if best is None or plane.inliers > best.inliers:
             best = plane
