@@ -25,6 +25,7 @@ from rclpy.time import Time
 from sensor_msgs.msg import CameraInfo, Image, PointCloud2
 from std_msgs.msg import Header
 from std_srvs.srv import Trigger
+from threadpoolctl import threadpool_limits
 from visualization_msgs.msg import MarkerArray
 
 from seg_interfaces.msg import GraspCandidateArray, LabelInfo
@@ -731,6 +732,11 @@ class GraspAssistNode(Node):
 
 def main(args: list[str] | None = None) -> int:
     """Run the node until Ctrl-C; exit 1 with a one-line reason when it cannot start."""
+    # The pipeline's matrix products are small ((K, 3) x (3, N)): a multi-threaded BLAS only
+    # adds hand-offs, and on a loaded robot computer (a segmentation network on the same
+    # cores) its threads wait for each other: 1.7x slower frames measured under load
+    # (docs/benchmarks.md). One BLAS thread for this process.
+    threadpool_limits(limits=1, user_api='blas')
     # Two threads: the service may wait for a frame while subscriptions keep flowing.
     return run_node(GraspAssistNode, 'grasp_assist_node', args, threads=2)
 
