@@ -18,7 +18,7 @@ Everything is in the depth camera's optical frame (x right, y down, z forward, m
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Sequence
 
@@ -462,7 +462,7 @@ def assemble_container(planes: Sequence[tuple[Plane, np.ndarray]], points: np.nd
             candidates.append((wall, wall_mask))
         chosen = _choose_walls(candidates, centre, points, config.surface_margin_m)
         container = Container(floor=floor, walls=tuple(chosen), source='detected')
-        if _sees_below_floor(container, points, config, floor_mask,
+        if _sees_below_floor(container, points, config,
                              _outer_faces(floor, centre, planes, points.shape[0], config)):
             continue    # an item's top, not the floor: other surfaces lie below it
         if not chosen and float(np.mean(floor.distance(points) < -2 * config.plane_threshold_m)
@@ -507,24 +507,22 @@ def _outer_faces(floor: Plane, centre: np.ndarray, planes: Sequence[tuple[Plane,
 
 
 def _sees_below_floor(container: Container, points: np.ndarray, config: ContainerConfig,
-                      floor_mask: np.ndarray, exempt: np.ndarray | None = None) -> bool:
+                      exempt: np.ndarray | None = None) -> bool:
     """Return True when too much is seen below a floor candidate: it is not the floor.
 
-    Over 5 % of the points inside the walls and over the outline of the floor's own patch
-    (`floor_mask`, grown by _OVERHANG_M) more than two RANSAC thresholds below it: nothing is
-    seen through a real floor. The patch, not all coplanar points: the floor of a neighbouring
-    bin at the same height would stretch the outline over the ground between the bins.
-    `exempt` points (the bin's outer faces) are not counted.
+    Over 5 % of the points inside the walls and over the floor's outline (grown by _OVERHANG_M)
+    more than two RANSAC thresholds below it: nothing is seen through a real floor. `exempt`
+    points (the bin's outer faces) are not counted. (The outline spans all coplanar points, so
+    a neighbouring bin's floor at the same height stretches it over the ground between the
+    bins; the floor's own patch outline avoids that, but then a small patch of a far wall
+    passes for a floor when items hide the real one: the real ARC tote showed it.)
     """
     floor = container.floor
     assert floor is not None
-    patch = replace(floor, outline_m=_outline(points[floor_mask].astype(np.float64),
-                                              floor.normal, floor.offset))
     inside = np.ones(points.shape[0], dtype=bool) if exempt is None else ~exempt
     for wall in container.walls:
         inside &= wall.distance(points) > 0
-    inside &= Container(floor=patch, walls=container.walls,
-                        source=container.source).above_floor_outline(points, -_OVERHANG_M)
+    inside &= container.above_floor_outline(points, -_OVERHANG_M)
     if not inside.any():
         return False
     below = container.floor.distance(points[inside]) < -2 * config.plane_threshold_m
@@ -548,7 +546,7 @@ def _floor_between(walls: tuple[Plane, ...], planes: Sequence[tuple[Plane, np.nd
         if any(float(w.normal @ centre + w.offset) < config.surface_margin_m for w in walls):
             continue
         container = Container(floor=plane, walls=walls, source='detected')
-        if _sees_below_floor(container, points, config, mask):
+        if _sees_below_floor(container, points, config):
             continue
         if best is None or plane.inliers > best.inliers:
             best = plane
