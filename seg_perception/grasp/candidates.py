@@ -16,7 +16,7 @@ import numpy as np
 
 from seg_perception.grasp.camera_model import PinholeCamera
 from seg_perception.grasp.config import GraspConfig
-from seg_perception.grasp.regions import Region
+from seg_perception.grasp.regions import cross3, Region, region_pixels, rows_of, write_pixels
 
 GRASP_KINDS = ('suction', 'parallel')
 
@@ -87,58 +87,60 @@ def grasp_frame(normal: np.ndarray, major_axis: np.ndarray) -> np.ndarray:
     x = np.asarray(major_axis, dtype=np.float64)
     x = x - (x @ z) * z
     if np.linalg.norm(x) < 1e-6:   # major axis along the normal: any tangent direction will do
-        x = np.cross(z, [1.0, 0.0, 0.0] if abs(z[0]) < 0.9 else [0.0, 1.0, 0.0])
+        x = cross3(z, [1.0, 0.0, 0.0] if abs(z[0]) < 0.9 else [0.0, 1.0, 0.0])
     x /= np.linalg.norm(x)
-    y = np.cross(z, x)
+    y = cross3(z, x)
     return np.stack([x, y, z], axis=1)
 
 
-def surface_normals(xyz: np.ndarray, step_px: int,
-                    roi: tuple[int, int, int, int] | None = None) -> np.ndarray:
-    """Return (H, W, 3) float32 unit normals toward the camera, NaN where undefined.
+#: An organized cloud as three contiguous (h, w) float32 planes x, y, z: every per-cell step
+#: below reads and writes contiguous images instead of strided channels of an (h, w, 3) array.
+Planes = tuple[np.ndarray, np.ndarray, np.ndarray]
+
+
+def surface_normals(planes: Planes, step_px: int) -> Planes:
+    """Return the (h, w) float32 planes of unit normals toward the camera, NaN where undefined.
 
     The normal is the cross product of the organized cloud's central differences along v and u
-    (exact for planes); `roi` (x, y, w, h) limits the work to a window.
+    (exact for planes).
     """
-    height, width = xyz.shape[:2]
-    normals = np.full((height, width, 3), np.nan, dtype=np.float32)
-    x0, y0, w, h = roi if roi is not None else (0, 0, width, height)
+    height, width = planes[0].shape
+    normals = tuple(np.full((height, width), np.nan, dtype=np.float32) for _ in range(3))
     s = int(step_px)
-    if w <= 2 * s or h <= 2 * s:
+    if width <= 2 * s or height <= 2 * s:
         return normals
-    p = xyz[y0:y0 + h, x0:x0 + w]
-    du = p[s:-s, 2 * s:] - p[s:-s, :-2 * s]      # along +u (right)
-    dv = p[2 * s:, s:-s] - p[:-2 * s, s:-s]      # along +v (down)
+    dux, duy, duz = (p[s:-s, 2 * s:] - p[s:-s, :-2 * s] for p in planes)   # along +u (right)
+    dvx, dvy, dvz = (p[2 * s:, s:-s] - p[:-2 * s, s:-s] for p in planes)   # along +v (down)
     # n = dv x du points toward the camera (-z) for a surface facing it.
-    nx = dv[..., 1] * du[..., 2] - dv[..., 2] * du[..., 1]
-    ny = dv[..., 2] * du[..., 0] - dv[..., 0] * du[..., 2]
-    nz = dv[..., 0] * du[..., 1] - dv[..., 1] * du[..., 0]
+    nx = dvy * duz - dvz * duy
+    ny = dvz * dux - dvx * duz
+    nz = dvx * duy - dvy * dux
     norm = np.sqrt(nx * nx + ny * ny + nz * nz)
     norm[norm == 0.0] = np.nan
-    out = normals[y0 + s:y0 + h - s, x0 + s:x0 + w - s]
-    np.divide(nx, norm, out=out[..., 0])
-    np.divide(ny, norm, out=out[..., 1])
-    np.divide(nz, norm, out=out[..., 2])
+    for out, component in zip(normals, (nx, ny, nz)):
+        np.divide(component, norm, out=out[s:height - s, s:width - s])
     return normals
 
 
-def _masked_smooth(xyz: np.ndarray, mask: np.ndarray, size_px: int) -> np.ndarray:
-    """Return the organized cloud box-averaged over the mask's valid points (NaN outside).
+def _masked_smooth(planes: Planes, mask: np.ndarray, size_px: int) -> Planes:
+    """Return the cloud planes box-averaged over the mask's valid points (NaN outside).
 
     Averaging points of a plane keeps them on the plane, so flat faces stay flat while sensor
     noise drops by the window's side length.
     """
-    valid = mask & np.isfinite(xyz[..., 2])
-    weight = valid.astype(np.float32)
-    count = cv2.blur(weight, (size_px, size_px), borderType=cv2.BORDER_CONSTANT)
-    out = np.empty(xyz.shape, dtype=np.float32)
-    for c in range(3):
-        channel = np.where(valid, xyz[..., c], 0.0).astype(np.float32)
-        out[..., c] = cv2.blur(channel, (size_px, size_px), borderType=cv2.BORDER_CONSTANT)
+    valid = mask & np.isfinite(planes[2])
+    ksize = (size_px, size_px)
+    count = cv2.blur(valid.astype(np.float32), ksize, borderType=cv2.BORDER_CONSTANT)
+    invalid = ~valid
+    out = []
     with np.errstate(invalid='ignore', divide='ignore'):
-        out /= count[..., None]
-    out[~valid] = np.nan
-    return out
+        for plane in planes:
+            smooth = cv2.blur(np.where(valid, plane, np.float32(0.0)), ksize,
+                              borderType=cv2.BORDER_CONSTANT)
+            smooth /= count
+            np.copyto(smooth, np.float32(np.nan), where=invalid)
+            out.append(smooth)
+    return tuple(out)
 
 
 @dataclass(frozen=True)
@@ -157,21 +159,31 @@ class _RegionScores:
         """Return the depth-image (u, v) of grid cell (v, u)."""
         return u * self.stride + self.x0, v * self.stride + self.y0
 
-    def paint(self, region_image: np.ndarray, region_id: int, score_image: np.ndarray | None,
+    def cells(self, pixels: np.ndarray, width: int) -> np.ndarray:
+        """Return the flat grid cell v * w + u holding each flat depth pixel index."""
+        rows, cols = np.divmod(pixels, width)
+        rows -= self.y0
+        rows //= self.stride
+        rows *= self.mask.shape[1]
+        cols -= self.x0
+        cols //= self.stride
+        rows += cols
+        return rows
+
+    def paint(self, pixels: np.ndarray, width: int, score_image: np.ndarray | None,
               normal_image: np.ndarray | None) -> None:
-        """Write score and normals into full-resolution images on the region's pixels."""
-        h, w = self.mask.shape
-        f = self.stride
-        full_h = min(h * f, region_image.shape[0] - self.y0)
-        full_w = min(w * f, region_image.shape[1] - self.x0)
-        window = (slice(self.y0, self.y0 + full_h), slice(self.x0, self.x0 + full_w))
-        mask = region_image[window] == region_id
-        for image, values in ((score_image, self.score), (normal_image, self.normal)):
-            if image is None:
-                continue
-            if f > 1:
-                values = np.repeat(np.repeat(values, f, axis=0), f, axis=1)[:full_h, :full_w]
-            image[window][mask] = values[mask]
+        """Write score and normals into full-resolution images on the region's pixels.
+
+        `pixels` are the region's flat depth pixel indices; each takes its grid cell's values
+        (the cell whose top-left pixel is at or above-left of it).
+        """
+        if score_image is None and normal_image is None:
+            return
+        cells = self.cells(pixels, width)
+        if score_image is not None:
+            write_pixels(score_image, pixels, self.score.reshape(-1).take(cells))
+        if normal_image is not None:
+            write_pixels(normal_image, pixels, self.normal.reshape(-1, 3).take(cells, axis=0))
 
 
 #: Suction scores are computed on a grid where the cup radius spans about this many cells:
@@ -195,21 +207,22 @@ def _score_region(region: Region, region_image: np.ndarray, xyz: np.ndarray,
     x0, y0 = max(bx - margin, 0), max(by - margin, 0)
     x1, y1 = min(bx + bw + margin, width), min(by + bh + margin, height)
     mask = region_image[y0:y1:stride, x0:x1:stride] == region.region_id
-    pts = xyz[y0:y1:stride, x0:x1:stride]
-    smooth = _masked_smooth(pts, mask, step | 1)
-    n = surface_normals(smooth, step)
-    valid = mask & np.isfinite(n[..., 2])
-    nz = np.where(valid[..., None], n, np.float32(0.0))
+    grid = xyz[y0:y1:stride, x0:x1:stride]
+    planes = tuple(np.ascontiguousarray(grid[..., c]) for c in range(3))
+    n = surface_normals(_masked_smooth(planes, mask, step | 1), step)
+    valid = mask & np.isfinite(n[2])
     # SuctionNet's normal-STD: spread of the normals under a cup-sized window.
     k = max(3, int(round(radius)) * 2 + 1)
     count = cv2.blur(valid.astype(np.float32), (k, k), borderType=cv2.BORDER_CONSTANT)
-    mean = np.empty_like(nz)
-    for c in range(3):
-        mean[..., c] = cv2.blur(nz[..., c], (k, k), borderType=cv2.BORDER_CONSTANT)
+    mx, my, mz = (cv2.blur(np.where(valid, c, np.float32(0.0)), (k, k),
+                           borderType=cv2.BORDER_CONSTANT) for c in n)
     with np.errstate(invalid='ignore', divide='ignore'):
-        mean /= count[..., None]
-        length = np.sqrt(np.einsum('ijk,ijk->ij', mean, mean))
-        mean /= length[..., None]
+        for m in (mx, my, mz):
+            m /= count
+        # Products summed in einsum's order: the same bits as einsum('ijk,ijk->ij').
+        length = np.sqrt(mx * mx + my * my + mz * mz)
+        for m in (mx, my, mz):
+            m /= length
     spread = np.sqrt(np.clip(1.0 - length * length, 0.0, 1.0))   # sin of the normals' spread
     s_flat = np.clip(1.0 - spread / config.max_normal_std, 0.0, 1.0)
     # The cup must fit: distance to the region border (plus the erosion) vs. its radius.
@@ -218,13 +231,15 @@ def _score_region(region: Region, region_image: np.ndarray, xyz: np.ndarray,
             + config.erosion_px / stride)
     s_border = np.clip(dist / radius - 1.0, 0.0, 1.0)
     cos_max = math.cos(math.radians(config.max_approach_angle_deg))
-    cos_t = -np.einsum('ijk,k->ij', mean, config.gravity.astype(np.float32))
+    gx, gy, gz = config.gravity.astype(np.float32)
+    cos_t = -(mx * gx + my * gy + mz * gz)
     s_angle = np.clip((cos_t - cos_max) / (1.0 - cos_max), 0.0, 1.0)
     centrality = 0.8 + 0.2 * dist / max(float(dist.max()), 1.0)
     score = s_flat * s_border * s_angle * centrality
     score = np.where(valid & np.isfinite(score), score, np.float32(0.0)).astype(np.float32)
     return _RegionScores(x0=x0, y0=y0, stride=stride, mask=mask, score=score,
-                         mean_normal=mean, normal=n)
+                         mean_normal=np.stack((mx, my, mz), axis=-1),
+                         normal=np.stack(n, axis=-1))
 
 
 def _suction_candidates(region: Region, scores: _RegionScores, xyz: np.ndarray,
@@ -237,8 +252,9 @@ def _suction_candidates(region: Region, scores: _RegionScores, xyz: np.ndarray,
         return []
     score = flat_score[index]
     f = scores.stride
-    grid = xyz[scores.y0:scores.y0 + h * f:f, scores.x0:scores.x0 + w * f:f]
-    pts = grid.reshape(-1, 3)[index]
+    v_cell, u_cell = np.divmod(index, w)
+    pts = rows_of(xyz).take((v_cell * f + scores.y0) * xyz.shape[1] + u_cell * f + scores.x0,
+                            axis=0)
     out: list[GraspCandidate] = []
     nms2 = config.nms_distance_m ** 2
     for _ in range(config.max_candidates_per_region):
@@ -257,21 +273,16 @@ def _suction_candidates(region: Region, scores: _RegionScores, xyz: np.ndarray,
     return out
 
 
-def _parallel_candidate(region: Region, region_image: np.ndarray, xyz: np.ndarray,
+def _parallel_candidate(region: Region, pixels: np.ndarray, xyz: np.ndarray,
                         config: GraspConfig) -> GraspCandidate | None:
-    """Return a two-finger grasp across a narrow region's minor axis, near its centroid."""
+    """Return a two-finger grasp across a narrow region's minor axis, near its centroid.
+
+    `pixels` are the region's flat depth pixel indices in row-major order.
+    """
     major, minor = region.extent_m
     opening = config.gripper_max_opening_m
     if minor >= opening:
         return None
-    bx, by, bw, bh = region.bbox
-    mask = region_image[by:by + bh, bx:bx + bw] == region.region_id
-    pts = xyz[by:by + bh, bx:bx + bw]
-    d = pts - region.centroid.astype(np.float32)
-    dist2 = np.where(mask, np.einsum('ijk,ijk->ij', d, d), np.inf)
-    flat = int(np.argmin(dist2))
-    v, u = divmod(flat, bw)
-    rotation = grasp_frame(region.normal, region.major_axis)
     cos_max = math.cos(math.radians(config.max_approach_angle_deg))
     cos_t = float(-(region.normal @ config.gravity))
     s_angle = min(max((cos_t - cos_max) / (1.0 - cos_max), 0.0), 1.0)
@@ -280,8 +291,13 @@ def _parallel_candidate(region: Region, region_image: np.ndarray, xyz: np.ndarra
     score = s_angle * s_fit * s_support
     if score < config.min_score or score <= 0.0:
         return None
-    return _candidate(region, pts[v, u].astype(np.float64), rotation, 'parallel', score,
-                      (u + bx, v + by))
+    # The region pixel nearest the centroid (the first of equals in row-major order).
+    pts = rows_of(xyz).take(pixels, axis=0)
+    d = pts - region.centroid.astype(np.float32)
+    best = int(np.argmin(np.einsum('ij,ij->i', d, d)))
+    v, u = divmod(int(pixels[best]), xyz.shape[1])
+    rotation = grasp_frame(region.normal, region.major_axis)
+    return _candidate(region, pts[best].astype(np.float64), rotation, 'parallel', score, (u, v))
 
 
 def _candidate(region: Region, position: np.ndarray, rotation: np.ndarray, kind: str,
@@ -306,14 +322,18 @@ def generate_candidates(regions: list[Region], region_image: np.ndarray, xyz: np
     region pixels (other pixels are left as they are).
     """
     found: list[GraspCandidate] = []
+    width = region_image.shape[1]
     for region in regions:
         modes = grasp_modes.get(region.class_id, ())
+        bx, by, bw, bh = region.bbox
+        pixels = region_pixels(region_image[by:by + bh, bx:bx + bw] == region.region_id,
+                               bx, by, width)
         scores = _score_region(region, region_image, xyz, camera, config)
-        scores.paint(region_image, region.region_id, score_image, normal_image)
+        scores.paint(pixels, width, score_image, normal_image)
         if 'suction' in modes:
             found.extend(_suction_candidates(region, scores, xyz, config))
         if 'parallel' in modes:
-            cand = _parallel_candidate(region, region_image, xyz, config)
+            cand = _parallel_candidate(region, pixels, xyz, config)
             if cand is not None:
                 found.append(cand)
     found.sort(key=lambda c: -c.score)

@@ -15,7 +15,7 @@ from seg_perception.grasp.config import GraspConfig
 from seg_perception.grasp.container import (Container, container_keep_mask, ContainerConfig,
                                             ContainerDetector, ContainerStatus)
 from seg_perception.grasp.fusion import fuse
-from seg_perception.grasp.regions import find_regions, Region
+from seg_perception.grasp.regions import find_regions, Region, region_pixels
 
 #: Fields of the item cloud (PointCloud2-ready; rgb is PCL's packed 0x00RRGGBB float32).
 POINT_DTYPE = np.dtype([('x', np.float32), ('y', np.float32), ('z', np.float32),
@@ -197,7 +197,7 @@ class GraspPipeline:
                                      removed_candidates=removed)
         t5 = time.perf_counter()
         points = self._cloud(region_image, fused.labels, xyz, normal_image, score_image, rgb,
-                             regions)
+                             regions, fused.roi)
         t6 = time.perf_counter()
         self._dirty = {(height, width): fused.roi}
         keep_total = keep.seconds if keep is not None else 0.0
@@ -227,8 +227,8 @@ class GraspPipeline:
 
     def _cloud(self, region_image: np.ndarray, labels: np.ndarray, xyz: np.ndarray,
                normals: np.ndarray, score_image: np.ndarray, rgb: np.ndarray | None,
-               regions: list[Region]) -> np.ndarray:
-        """Assemble the structured item cloud (points of kept regions only)."""
+               regions: list[Region], roi: tuple[int, int, int, int]) -> np.ndarray:
+        """Assemble the structured item cloud (points of kept regions, inside fusion's `roi`)."""
         height, width = region_image.shape
         colour = None
         if rgb is not None:
@@ -254,7 +254,10 @@ class GraspPipeline:
             return cloud
         if not regions:
             return np.zeros(0, dtype=POINT_DTYPE)
-        index = np.flatnonzero(region_image)
+        # Region ids lie inside fusion's box: search it, not the whole frame (same row-major
+        # order as flatnonzero over the frame).
+        x, y, w, h = roi
+        index = region_pixels(region_image[y:y + h, x:x + w] != 0, x, y, width)
         cloud = np.empty(index.size, dtype=POINT_DTYPE)
         flat_xyz = xyz.reshape(-1, 3)
         for i, name in enumerate('xyz'):

