@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 import math
+from typing import Sequence
 
 import cv2
 import numpy as np
@@ -90,7 +91,9 @@ def grasp_frame(normal: np.ndarray, major_axis: np.ndarray) -> np.ndarray:
         x = cross3(z, [1.0, 0.0, 0.0] if abs(z[0]) < 0.9 else [0.0, 1.0, 0.0])
     x /= np.linalg.norm(x)
     y = cross3(z, x)
-    return np.stack([x, y, z], axis=1)
+    rotation = np.empty((3, 3))
+    rotation[:, 0], rotation[:, 1], rotation[:, 2] = x, y, z
+    return rotation
 
 
 #: An organized cloud as three contiguous (h, w) float32 planes x, y, z: every per-cell step
@@ -152,8 +155,8 @@ class _RegionScores:
     stride: int               # grid step in depth pixels
     mask: np.ndarray          # (h, w) bool, the region on the grid
     score: np.ndarray         # (h, w) float32, 0 outside the region
-    mean_normal: np.ndarray   # (h, w, 3) float32 unit cup-window mean normals
-    normal: np.ndarray        # (h, w, 3) float32 per-pixel normals (NaN where undefined)
+    mean_normal: Planes       # (h, w) float32 x, y, z of the unit cup-window mean normals
+    normal: Planes            # (h, w) float32 x, y, z of per-pixel normals (NaN: undefined)
 
     def to_pixel(self, v: int, u: int) -> tuple[int, int]:
         """Return the depth-image (u, v) of grid cell (v, u)."""
@@ -161,29 +164,54 @@ class _RegionScores:
 
     def cells(self, pixels: np.ndarray, width: int) -> np.ndarray:
         """Return the flat grid cell v * w + u holding each flat depth pixel index."""
-        rows, cols = np.divmod(pixels, width)
-        rows -= self.y0
-        rows //= self.stride
-        rows *= self.mask.shape[1]
+        grid_width = self.mask.shape[1]
+        rows = pixels // width      # numpy divides by a scalar much faster than divmod does
+        if self.stride == 1:
+            # (row - y0) * grid_width + col - x0 with col = pixel - row * width
+            cells = rows * (grid_width - width)
+            cells += pixels
+            cells -= self.y0 * grid_width + self.x0
+            return cells
+        cols = rows * -width
+        cols += pixels
         cols -= self.x0
         cols //= self.stride
+        rows -= self.y0
+        rows //= self.stride
+        rows *= grid_width
         rows += cols
         return rows
 
     def paint(self, pixels: np.ndarray, width: int, score_image: np.ndarray | None,
-              normal_image: np.ndarray | None) -> None:
+              normal_image: np.ndarray | Planes | None) -> None:
         """Write score and normals into full-resolution images on the region's pixels.
 
         `pixels` are the region's flat depth pixel indices; each takes its grid cell's values
-        (the cell whose top-left pixel is at or above-left of it).
+        (the cell whose top-left pixel is at or above-left of it). `normal_image` is (H, W, 3)
+        or three (H, W) planes. With a stride of 1 the grid is a window of the image and the
+        region's pixels are its mask (both come from the region image).
         """
         if score_image is None and normal_image is None:
+            return
+        if self.stride == 1 and (normal_image is None or isinstance(normal_image, tuple)):
+            # The grid is the depth image's window and the region's pixels are its mask: one
+            # masked copy per image, no gather or scatter.
+            h, w = self.mask.shape
+            window = np.s_[self.y0:self.y0 + h, self.x0:self.x0 + w]
+            if score_image is not None:
+                np.copyto(score_image[window], self.score, where=self.mask)
+            for plane, values in zip(normal_image or (), self.normal):
+                np.copyto(plane[window], values, where=self.mask)
             return
         cells = self.cells(pixels, width)
         if score_image is not None:
             write_pixels(score_image, pixels, self.score.reshape(-1).take(cells))
-        if normal_image is not None:
-            write_pixels(normal_image, pixels, self.normal.reshape(-1, 3).take(cells, axis=0))
+        if isinstance(normal_image, tuple):
+            for plane, values in zip(normal_image, self.normal):
+                write_pixels(plane, pixels, values.reshape(-1).take(cells))
+        elif normal_image is not None:
+            write_pixels(normal_image, pixels,
+                         np.stack([c.reshape(-1).take(cells) for c in self.normal], axis=-1))
 
 
 #: Suction scores are computed on a grid where the cup radius spans about this many cells:
@@ -226,7 +254,8 @@ def _score_region(region: Region, region_image: np.ndarray, xyz: np.ndarray,
     spread = np.sqrt(np.clip(1.0 - length * length, 0.0, 1.0))   # sin of the normals' spread
     s_flat = np.clip(1.0 - spread / config.max_normal_std, 0.0, 1.0)
     # The cup must fit: distance to the region border (plus the erosion) vs. its radius.
-    padded = np.pad(mask.view(np.uint8), 1)
+    padded = np.zeros((mask.shape[0] + 2, mask.shape[1] + 2), dtype=np.uint8)
+    padded[1:-1, 1:-1] = mask
     dist = (cv2.distanceTransform(padded, cv2.DIST_L2, 3)[1:-1, 1:-1]
             + config.erosion_px / stride)
     s_border = np.clip(dist / radius - 1.0, 0.0, 1.0)
@@ -238,8 +267,7 @@ def _score_region(region: Region, region_image: np.ndarray, xyz: np.ndarray,
     score = s_flat * s_border * s_angle * centrality
     score = np.where(valid & np.isfinite(score), score, np.float32(0.0)).astype(np.float32)
     return _RegionScores(x0=x0, y0=y0, stride=stride, mask=mask, score=score,
-                         mean_normal=np.stack((mx, my, mz), axis=-1),
-                         normal=np.stack(n, axis=-1))
+                         mean_normal=(mx, my, mz), normal=n)
 
 
 def _suction_candidates(region: Region, scores: _RegionScores, xyz: np.ndarray,
@@ -252,9 +280,11 @@ def _suction_candidates(region: Region, scores: _RegionScores, xyz: np.ndarray,
         return []
     score = flat_score[index]
     f = scores.stride
-    v_cell, u_cell = np.divmod(index, w)
+    v_cell = index // w
+    u_cell = index - v_cell * w
     pts = rows_of(xyz).take((v_cell * f + scores.y0) * xyz.shape[1] + u_cell * f + scores.x0,
                             axis=0)
+    columns = [np.ascontiguousarray(pts[:, i]) for i in range(3)]
     out: list[GraspCandidate] = []
     nms2 = config.nms_distance_m ** 2
     for _ in range(config.max_candidates_per_region):
@@ -264,11 +294,13 @@ def _suction_candidates(region: Region, scores: _RegionScores, xyz: np.ndarray,
             break
         v, u = divmod(int(index[best_i]), w)
         position = pts[best_i].astype(np.float64)
-        rotation = grasp_frame(scores.mean_normal[v, u].astype(np.float64), region.major_axis)
+        rotation = grasp_frame(np.array([float(m[v, u]) for m in scores.mean_normal]),
+                               region.major_axis)
         out.append(_candidate(region, position, rotation, 'suction', best,
                               scores.to_pixel(v, u)))
-        d = pts - pts[best_i]
-        score[np.einsum('ij,ij->i', d, d) < nms2] = 0.0
+        # |pts - pts[best_i]|^2 summed in einsum's order (the same bits as einsum('ij,ij->i')).
+        d = [c - c[best_i] for c in columns]
+        score[d[0] * d[0] + d[1] * d[1] + d[2] * d[2] < nms2] = 0.0
         score[best_i] = 0.0
     return out
 
@@ -293,8 +325,9 @@ def _parallel_candidate(region: Region, pixels: np.ndarray, xyz: np.ndarray,
         return None
     # The region pixel nearest the centroid (the first of equals in row-major order).
     pts = rows_of(xyz).take(pixels, axis=0)
-    d = pts - region.centroid.astype(np.float32)
-    best = int(np.argmin(np.einsum('ij,ij->i', d, d)))
+    # |pts - centroid|^2 column by column, summed in einsum('ij,ij->i')'s order.
+    d = [pts[:, i] - c for i, c in enumerate(region.centroid.astype(np.float32))]
+    best = int(np.argmin(d[0] * d[0] + d[1] * d[1] + d[2] * d[2]))
     v, u = divmod(int(pixels[best]), xyz.shape[1])
     rotation = grasp_frame(region.normal, region.major_axis)
     return _candidate(region, pts[best].astype(np.float64), rotation, 'parallel', score, (u, v))
@@ -314,26 +347,32 @@ def generate_candidates(regions: list[Region], region_image: np.ndarray, xyz: np
                         camera: PinholeCamera, config: GraspConfig,
                         grasp_modes: dict[int, tuple[str, ...]],
                         score_image: np.ndarray | None = None,
-                        normal_image: np.ndarray | None = None) -> list[GraspCandidate]:
+                        normal_image: np.ndarray | Planes | None = None,
+                        pixels: Sequence[np.ndarray] | None = None) -> list[GraspCandidate]:
     """Return suction and parallel candidates of all regions, best first, after global NMS.
 
     `grasp_modes` maps class id -> the class's modes. When given, `score_image` ((H, W) float32)
-    and `normal_image` ((H, W, 3) float32) receive the per-pixel suction score and normal on
-    region pixels (other pixels are left as they are).
+    and `normal_image` ((H, W, 3) float32, or a tuple of three (H, W) float32 planes) receive
+    the per-pixel suction score and normal on region pixels (other pixels are left as they are).
+    `pixels` (one per region, as find_regions returns them) are the regions' flat pixel
+    indices, row-major; without them they are searched in `region_image`.
     """
     found: list[GraspCandidate] = []
     width = region_image.shape[1]
-    for region in regions:
+    for i, region in enumerate(regions):
         modes = grasp_modes.get(region.class_id, ())
-        bx, by, bw, bh = region.bbox
-        pixels = region_pixels(region_image[by:by + bh, bx:bx + bw] == region.region_id,
-                               bx, by, width)
+        if pixels is not None:
+            index = pixels[i]
+        else:
+            bx, by, bw, bh = region.bbox
+            index = region_pixels(region_image[by:by + bh, bx:bx + bw] == region.region_id,
+                                  bx, by, width)
         scores = _score_region(region, region_image, xyz, camera, config)
-        scores.paint(pixels, width, score_image, normal_image)
+        scores.paint(index, width, score_image, normal_image)
         if 'suction' in modes:
             found.extend(_suction_candidates(region, scores, xyz, config))
         if 'parallel' in modes:
-            cand = _parallel_candidate(region, pixels, xyz, config)
+            cand = _parallel_candidate(region, index, xyz, config)
             if cand is not None:
                 found.append(cand)
     found.sort(key=lambda c: -c.score)

@@ -15,13 +15,17 @@ from seg_perception.grasp.config import GraspConfig
 from seg_perception.grasp.container import (Container, container_keep_mask, ContainerConfig,
                                             ContainerDetector, ContainerStatus)
 from seg_perception.grasp.fusion import fuse
-from seg_perception.grasp.regions import find_regions, Region, region_pixels
+from seg_perception.grasp.regions import find_class_regions, Region, region_pixels
 
 #: Fields of the item cloud (PointCloud2-ready; rgb is PCL's packed 0x00RRGGBB float32).
 POINT_DTYPE = np.dtype([('x', np.float32), ('y', np.float32), ('z', np.float32),
                         ('rgb', np.float32), ('label', np.uint16), ('region', np.uint32),
                         ('normal_x', np.float32), ('normal_y', np.float32),
                         ('normal_z', np.float32), ('score', np.float32)])
+
+#: POINT_DTYPE's x, y, z seen as one 12-byte field.
+_XYZ_VIEW = np.dtype({'names': ['xyz'], 'formats': ['V12'], 'offsets': [0],
+                      'itemsize': POINT_DTYPE.itemsize})
 
 STAGES = ('backprojection', 'container', 'fusion', 'regions', 'candidates', 'cloud', 'total')
 
@@ -119,10 +123,13 @@ class GraspPipeline:
 
     def _frame_buffers(self, height: int,
                        width: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Return the region id, score and normal images, cleared where the last frame wrote."""
+        """Return the region id, score and normal images, cleared where the last frame wrote.
+
+        The normals are (3, H, W): one contiguous plane per component.
+        """
         region_image = self._buffer('region', (height, width), np.uint32)
         score_image = self._buffer('score', (height, width), np.float32)
-        normal_image = self._buffer('normal', (height, width, 3), np.float32)
+        normal_image = self._buffer('normal', (3, height, width), np.float32)
         dirty = self._dirty.get((height, width))
         if dirty is None:
             region_image.fill(0)
@@ -132,7 +139,7 @@ class GraspPipeline:
             x, y, w, h = dirty
             region_image[y:y + h, x:x + w] = 0
             score_image[y:y + h, x:x + w] = 0.0
-            normal_image[y:y + h, x:x + w] = np.nan
+            normal_image[:, y:y + h, x:x + w] = np.nan
         return region_image, score_image, normal_image
 
     def process(self, labels: np.ndarray, depth_m: np.ndarray, camera: PinholeCamera,
@@ -170,20 +177,17 @@ class GraspPipeline:
                      container_keep=keep)
         t3 = time.perf_counter()
         region_image, score_image, normal_image = self._frame_buffers(height, width)
-        regions: list[Region] = []
-        for info in self._classes:
-            mask = fused.masks.get(info.id)
-            if mask is None:
-                continue
-            regions.extend(find_regions(
-                mask, xyz, cam, class_id=info.id, class_name=info.name,
-                min_region_pixels=self.config.min_region_pixels,
-                first_region_id=len(regions) + 1, region_image=region_image,
-                origin=fused.roi[:2], plane_fit=self.config.plane_fit,
-                voxel_size_m=self.config.voxel_size_m))
+        pixels: list[np.ndarray] = []
+        regions = find_class_regions(
+            [(info.id, info.name, fused.masks[info.id]) for info in self._classes
+             if info.id in fused.masks], xyz, cam,
+            min_region_pixels=self.config.min_region_pixels, first_region_id=1,
+            region_image=region_image, origin=fused.roi[:2], plane_fit=self.config.plane_fit,
+            voxel_size_m=self.config.voxel_size_m, pixels=pixels)
         t4 = time.perf_counter()
         candidates = generate_candidates(regions, region_image, xyz, cam, self.config,
-                                         self._grasp_modes, score_image, normal_image)
+                                         self._grasp_modes, score_image, tuple(normal_image),
+                                         pixels=pixels)
         status = None
         if detector is not None and detector.config.mode != 'none':
             removed = 0
@@ -228,7 +232,10 @@ class GraspPipeline:
     def _cloud(self, region_image: np.ndarray, labels: np.ndarray, xyz: np.ndarray,
                normals: np.ndarray, score_image: np.ndarray, rgb: np.ndarray | None,
                regions: list[Region], roi: tuple[int, int, int, int]) -> np.ndarray:
-        """Assemble the structured item cloud (points of kept regions, inside fusion's `roi`)."""
+        """Assemble the structured item cloud (points of kept regions, inside fusion's `roi`).
+
+        `normals` is (3, H, W), one plane per component.
+        """
         height, width = region_image.shape
         colour = None
         if rgb is not None:
@@ -248,7 +255,7 @@ class GraspPipeline:
             cloud['label'] = np.where(keep, labels, 0)
             cloud['region'] = region_image
             for i, name in enumerate(('normal_x', 'normal_y', 'normal_z')):
-                cloud[name] = normals[..., i]
+                cloud[name] = normals[i]
             cloud['score'] = score_image
             cloud['rgb'] = pack_rgb(colour) if colour is not None else 0.0
             return cloud
@@ -258,15 +265,14 @@ class GraspPipeline:
         # order as flatnonzero over the frame).
         x, y, w, h = roi
         index = region_pixels(region_image[y:y + h, x:x + w] != 0, x, y, width)
-        cloud = np.empty(index.size, dtype=POINT_DTYPE)
-        flat_xyz = xyz.reshape(-1, 3)
-        for i, name in enumerate('xyz'):
-            cloud[name] = flat_xyz[index, i]
-        cloud['label'] = labels.ravel()[index]
-        cloud['region'] = region_image.ravel()[index]
-        flat_n = normals.reshape(-1, 3)
+        cloud = np.zeros(index.size, dtype=POINT_DTYPE)   # rgb 0 unless given (zeroed pages)
+        # x, y, z as one 12-byte item per point: one gather and one write instead of three.
+        cloud.view(_XYZ_VIEW)['xyz'] = xyz.reshape(-1, 3).view(_XYZ_VIEW['xyz'])[:, 0].take(index)
+        cloud['label'] = labels.reshape(-1).take(index)
+        cloud['region'] = region_image.reshape(-1).take(index)
         for i, name in enumerate(('normal_x', 'normal_y', 'normal_z')):
-            cloud[name] = flat_n[index, i]
-        cloud['score'] = score_image.ravel()[index]
-        cloud['rgb'] = (pack_rgb(colour.reshape(-1, 3)[index]) if colour is not None else 0.0)
+            cloud[name] = normals[i].reshape(-1).take(index)
+        cloud['score'] = score_image.reshape(-1).take(index)
+        if colour is not None:
+            cloud['rgb'] = pack_rgb(colour.reshape(-1, 3)[index])
         return cloud

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Sequence
 
 import cv2
 import numpy as np
@@ -118,60 +119,116 @@ def _toward_camera(normal: np.ndarray, point: np.ndarray) -> np.ndarray:
 def find_regions(mask: np.ndarray, xyz: np.ndarray, camera: PinholeCamera, *, class_id: int,
                  class_name: str, min_region_pixels: int, first_region_id: int,
                  region_image: np.ndarray, origin: tuple[int, int] = (0, 0),
-                 plane_fit: str = 'pca', voxel_size_m: float = 0.0) -> list[Region]:
+                 plane_fit: str = 'pca', voxel_size_m: float = 0.0,
+                 pixels: list[np.ndarray] | None = None) -> list[Region]:
     """Split one class's fused mask into connected regions and measure each.
 
     `mask` is a bool crop whose top-left pixel is `origin` (x, y) in the depth image. Writes
     region ids into `region_image` ((H, W) uint32, 0 = none). Regions split naturally at depth
-    discontinuities because fusion removed the pixels along them.
+    discontinuities because fusion removed the pixels along them. When given, `pixels` receives
+    each region's flat pixel indices (row-major), in the order of the regions.
     """
-    bx, by, bw, bh = bounding_box(mask)
+    return find_class_regions([(class_id, class_name, mask)], xyz, camera,
+                              min_region_pixels=min_region_pixels,
+                              first_region_id=first_region_id, region_image=region_image,
+                              origin=origin, plane_fit=plane_fit, voxel_size_m=voxel_size_m,
+                              pixels=pixels)
+
+
+def find_class_regions(masks: Sequence[tuple[int, str, np.ndarray]], xyz: np.ndarray,
+                       camera: PinholeCamera, *, min_region_pixels: int, first_region_id: int,
+                       region_image: np.ndarray, origin: tuple[int, int] = (0, 0),
+                       plane_fit: str = 'pca', voxel_size_m: float = 0.0,
+                       pixels: list[np.ndarray] | None = None) -> list[Region]:
+    """Return the regions of several classes: find_regions of each in turn, ids consecutive.
+
+    `masks` are (class id, class name, bool crop) with the crops of one box at `origin`, and
+    disjoint. One connected-components pass labels all classes at once when no component of
+    their union mixes classes (fusion's erosion keeps classes apart); else each class gets its
+    own pass. Either way the regions, their ids and order are those of the per-class calls.
+    """
+    masks = list(masks)
+    if not masks:
+        return []
+    union = masks[0][2]
+    if len(masks) > 1:
+        union = union | masks[1][2]
+        for _, _, mask in masks[2:]:
+            union |= mask
+    bx, by, bw, bh = bounding_box(union)
     if bw == 0:
         return []
-    ox, oy = origin[0] + bx, origin[1] + by
     count, cc, stats, _ = cv2.connectedComponentsWithStats(
-        mask[by:by + bh, bx:bx + bw].view(np.uint8), connectivity=4, ltype=cv2.CV_32S)
-    regions: list[Region] = []
-    footprint = 1.0 / (camera.fx * camera.fy)
+        union[by:by + bh, bx:bx + bw].view(np.uint8), connectivity=4, ltype=cv2.CV_32S)
+    ox, oy = origin[0] + bx, origin[1] + by
     width = region_image.shape[1]
-    points = rows_of(xyz)
-    next_id = first_region_id
+    # Components in label order (raster order of their first pixel, as in each class's own
+    # pass), grouped by class.
+    found: list[list[tuple[tuple[int, int, int, int], np.ndarray]]] = [[] for _ in masks]
     for comp in range(1, count):
         cx, cy, w, h, area = (int(v) for v in stats[comp])
         if area < min_region_pixels:
             continue
-        x, y = cx + ox, cy + oy
+        crop = cc[cy:cy + h, cx:cx + w] == comp
+        k = 0
+        if len(masks) > 1:
+            # The class of the component's first pixel; all its pixels must be of it.
+            first = int(np.argmax(crop[0]))
+            k = next(i for i, (_, _, m) in enumerate(masks) if m[by + cy, bx + cx + first])
+            if (crop > masks[k][2][by + cy:by + cy + h, bx + cx:bx + cx + w]).any():
+                regions: list[Region] = []
+                for class_id, class_name, mask in masks:
+                    regions.extend(find_class_regions(
+                        [(class_id, class_name, mask)], xyz, camera,
+                        min_region_pixels=min_region_pixels,
+                        first_region_id=first_region_id + len(regions),
+                        region_image=region_image, origin=origin, plane_fit=plane_fit,
+                        voxel_size_m=voxel_size_m, pixels=pixels))
+                return regions
         # Flat pixel indices (row-major, as boolean indexing orders them): one gather of the
         # points instead of a boolean pass over a strided (h, w, 3) view, 8x faster.
-        index = region_pixels(cc[cy:cy + h, cx:cx + w] == comp, x, y, width)
-        pts = points.take(index, axis=0)
-        fit_pts = voxel_downsample(pts, voxel_size_m) if voxel_size_m > 0 else pts
-        if len(fit_pts) < 3:
-            continue
-        fit = fit_plane_ransac(fit_pts) if plane_fit == 'ransac' else fit_plane_pca(fit_pts)
-        rel = pts - fit.centroid.astype(np.float32)
-        along = _dot3(rel, fit.major_axis.astype(np.float32))
-        across = _dot3(rel, fit.minor_axis.astype(np.float32))
-        z = pts[:, 2].astype(np.float64)
-        write_pixels(region_image, index, next_id)
-        regions.append(Region(
-            region_id=next_id, class_id=class_id, class_name=class_name, bbox=(x, y, w, h),
-            point_count=int(len(pts)), centroid=fit.centroid, normal=fit.normal,
-            major_axis=fit.major_axis, minor_axis=fit.minor_axis,
-            extent_m=(float(np.ptp(along)), float(np.ptp(across))), flatness_rms_m=fit.rms_m,
-            area_m2=float(np.dot(z, z) * footprint)))
-        next_id += 1
+        found[k].append(((cx + ox, cy + oy, w, h), region_pixels(crop, cx + ox, cy + oy, width)))
+    regions = []
+    footprint = 1.0 / (camera.fx * camera.fy)
+    points = rows_of(xyz)
+    next_id = first_region_id
+    for (class_id, class_name, _), comps in zip(masks, found):
+        for bbox, index in comps:
+            pts = points.take(index, axis=0)
+            fit_pts = voxel_downsample(pts, voxel_size_m) if voxel_size_m > 0 else pts
+            if len(fit_pts) < 3:
+                continue
+            fit = (fit_plane_ransac(fit_pts) if plane_fit == 'ransac'
+                   else fit_plane_pca(fit_pts))
+            # pts - centroid column by column: the same float32 differences without numpy's
+            # slow broadcast over rows of 3.
+            rel = [pts[:, i] - c for i, c in enumerate(fit.centroid.astype(np.float32))]
+            along = _dot3(rel, fit.major_axis.astype(np.float32))
+            across = _dot3(rel, fit.minor_axis.astype(np.float32))
+            z = pts[:, 2].astype(np.float64)
+            write_pixels(region_image, index, next_id)
+            if pixels is not None:
+                pixels.append(index)
+            regions.append(Region(
+                region_id=next_id, class_id=class_id, class_name=class_name, bbox=bbox,
+                point_count=int(len(pts)), centroid=fit.centroid, normal=fit.normal,
+                major_axis=fit.major_axis, minor_axis=fit.minor_axis,
+                extent_m=(float(np.ptp(along)), float(np.ptp(across))),
+                flatness_rms_m=fit.rms_m, area_m2=float(np.dot(z, z) * footprint)))
+            next_id += 1
     return regions
 
 
 def region_pixels(crop: np.ndarray, x: int, y: int, width: int) -> np.ndarray:
     """Return the flat indices v * width + u of a bool crop's true pixels; (x, y) its origin."""
-    rows, cols = np.divmod(np.flatnonzero(crop), crop.shape[1])
-    rows += y
-    rows *= width
-    rows += cols
-    rows += x
-    return rows
+    flat = np.flatnonzero(crop)
+    # (row + y) * width + col + x with col = flat - row * crop width; one integer division
+    # (numpy divides by a scalar much faster than divmod does).
+    rows = flat // crop.shape[1]
+    rows *= width - crop.shape[1]
+    flat += rows
+    flat += y * width + x
+    return flat
 
 
 def write_pixels(image: np.ndarray, index: np.ndarray, values: np.ndarray | float) -> None:
@@ -190,6 +247,6 @@ def write_pixels(image: np.ndarray, index: np.ndarray, values: np.ndarray | floa
         image.reshape(-1, image.shape[2]).view(item)[:, 0][index] = rows.view(item)[:, 0]
 
 
-def _dot3(rows: np.ndarray, vector: np.ndarray) -> np.ndarray:
-    """Return (N,) rows (N, 3) . vector, summed in einsum's order (bit-identical to it)."""
-    return rows[:, 0] * vector[0] + rows[:, 1] * vector[1] + rows[:, 2] * vector[2]
+def _dot3(columns: Sequence[np.ndarray], vector: np.ndarray) -> np.ndarray:
+    """Return (N,) rows . vector from the rows' three (N,) columns, summed in einsum's order."""
+    return columns[0] * vector[0] + columns[1] * vector[1] + columns[2] * vector[2]

@@ -6,8 +6,8 @@ import numpy as np
 
 from seg_perception.grasp.backprojection import BackProjector
 from seg_perception.grasp.camera_model import PinholeCamera
-from seg_perception.grasp.regions import (cross3, find_regions, fit_plane_pca, region_pixels,
-                                          write_pixels)
+from seg_perception.grasp.regions import (cross3, find_class_regions, find_regions,
+                                          fit_plane_pca, region_pixels, write_pixels)
 from seg_perception.grasp.scenes import DepthScene
 
 CAM = PinholeCamera(fx=600.0, fy=600.0, cx=319.5, cy=239.5, width=640, height=480)
@@ -109,3 +109,45 @@ def test_pixel_helpers_match_boolean_indexing():
         np.testing.assert_array_equal(image[2:9, 4:13][crop], values)
         write_pixels(image[..., 0], index, 7.0)
         assert (image[2:9, 4:13, 0][crop] == 7.0).all()
+
+
+def test_one_pass_for_all_classes_matches_per_class_passes():
+    """find_class_regions gives find_regions' regions, ids, order and pixels class by class.
+
+    Classes apart (one labelling pass) and touching (a component of the union mixes classes:
+    each class gets its own pass) alike.
+    """
+    rng = np.random.default_rng(5)
+    depth = np.full((120, 160), 0.8, np.float32) + rng.normal(0, 1e-3, (120, 160)).astype(
+        np.float32)
+    xyz = BackProjector(CAM).organized(depth)
+    labels = np.zeros((120, 160), np.uint8)
+    labels[10:50, 10:70] = 2
+    labels[60:110, 20:60] = 3
+    labels[15:45, 90:150] = 3
+    labels[70:100, 100:150] = 2
+    labels[5:8, 5:9] = 3                       # below min_region_pixels
+    for touching in (False, True):
+        if touching:
+            labels[50:60, 30:50] = 2           # joins the top box to a class-3 patch
+        masks = [(c, f'c{c}', labels[4:116, 3:157] == c) for c in (3, 2)]
+        expected_image = np.zeros((120, 160), np.uint32)
+        expected, expected_pixels = [], []
+        for class_id, name, mask in masks:
+            expected += find_regions(mask, xyz, CAM, class_id=class_id, class_name=name,
+                                     min_region_pixels=30, first_region_id=len(expected) + 1,
+                                     region_image=expected_image, origin=(3, 4),
+                                     pixels=expected_pixels)
+        image = np.zeros((120, 160), np.uint32)
+        pixels = []
+        regions = find_class_regions(masks, xyz, CAM, min_region_pixels=30, first_region_id=1,
+                                     region_image=image, origin=(3, 4), pixels=pixels)
+        assert [(r.region_id, r.class_id, r.bbox, r.point_count) for r in regions] == [
+            (r.region_id, r.class_id, r.bbox, r.point_count) for r in expected]
+        assert len(regions) == 4
+        for a, b in zip(regions, expected):
+            np.testing.assert_array_equal(a.centroid, b.centroid)
+            assert a.extent_m == b.extent_m
+        np.testing.assert_array_equal(image, expected_image)
+        for index, region in zip(pixels, regions):
+            np.testing.assert_array_equal(index, np.flatnonzero(image == region.region_id))
