@@ -18,7 +18,7 @@ Everything is in the depth camera's optical frame (x right, y down, z forward, m
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import cached_property
 from typing import Sequence
 
@@ -32,6 +32,10 @@ TOO_FEW_POINTS = 'too few valid depth points'
 #: How far beyond the visible floor's outline the floor may still extend (hidden under items
 #: along a wall), for the check that nothing is seen below a floor.
 _OVERHANG_M = 0.03
+#: A tracked plane that moved less than this (offset) and turned less than ~0.25 degrees keeps
+#: its outline: the bin has not moved.
+_STILL_OFFSET_M = 0.001
+_STILL_COS = 0.99999
 
 
 class ContainerError(ValueError):
@@ -251,6 +255,19 @@ def _fit_plane(points: np.ndarray) -> tuple[np.ndarray, float]:
     return _orient_to_camera(normal, -float(normal @ centroid))
 
 
+def _core_fit(points: np.ndarray, threshold_m: float) -> tuple[np.ndarray, float]:
+    """Return the plane of a patch fitted to its tighter core (within half the threshold).
+
+    Thin items lying on a floor sit within the RANSAC threshold and would lift a plain fit.
+    Detection and tracking share it, so a bin that has not moved tracks to the same plane.
+    """
+    normal, offset = _fit_plane(points)
+    core = np.abs(points @ normal + offset) < threshold_m / 2
+    if np.count_nonzero(core) >= max(3, points.shape[0] // 2):
+        normal, offset = _fit_plane(points[core])
+    return normal, offset
+
+
 def _outline(points: np.ndarray, normal: np.ndarray, offset: float) -> np.ndarray:
     """Return the convex hull (K, 3) of points projected onto their plane."""
     seed = np.array([1.0, 0.0, 0.0]) if abs(normal[0]) < 0.9 else np.array([0.0, 1.0, 0.0])
@@ -385,13 +402,8 @@ def ransac_planes(cloud: DecimatedCloud, *, threshold_m: float, hypotheses: int,
             patch = refined
         mask = np.zeros(points.shape[0], dtype=bool)
         mask[patch] = True
-        # The final fit uses the patch's tighter core: thin items lying on a floor sit within
-        # the RANSAC threshold and would lift it.
         patch_pts = points[patch].astype(np.float64)
-        normal, offset = _fit_plane(patch_pts)
-        core = np.abs(patch_pts @ normal + offset) < threshold_m / 2
-        if np.count_nonzero(core) >= max(3, patch.size // 2):
-            normal, offset = _fit_plane(patch_pts[core])
+        normal, offset = _core_fit(patch_pts, threshold_m)
         # Every point of the plane leaves the pool, not just the patch: the ground seen on
         # several sides of a bin would otherwise come back piece by piece.
         coplanar = np.abs(pool @ normal.astype(np.float32) + np.float32(offset)) < thr
@@ -675,14 +687,32 @@ class ContainerDetector:
             if patch.size < max(10, self.config.track_min_fraction * plane.inliers):
                 return None
             patch_pts = points[patch].astype(np.float64)
-            normal, offset = _fit_plane(patch_pts)
-            if float(normal @ plane.normal) < 0.99:     # more than ~8 degrees: search again
+            normal, offset = _core_fit(patch_pts, self.config.plane_threshold_m)
+            alignment = float(normal @ plane.normal)
+            if alignment < 0.99:                        # more than ~8 degrees: search again
                 return None
+            if abs(offset - plane.offset) < _STILL_OFFSET_M and alignment > _STILL_COS:
+                refitted.append(_still(plane, patch_pts))
+                continue
             refitted.append(_make_plane(patch_pts, normal, offset,
                                         points[near].astype(np.float64)))
         if previous.floor is None:
             return Container(floor=None, walls=tuple(refitted), source='tracked')
         return Container(floor=refitted[0], walls=tuple(refitted[1:]), source='tracked')
+
+
+def _still(plane: Plane, patch_pts: np.ndarray) -> Plane:
+    """Return `plane` with this frame's inlier count and residual: the bin has not moved.
+
+    Its outline (a convex hull) and the outline's edges stay as they are: a fixed camera over a
+    fixed bin pays neither again, and the container does not jitter with sensor noise.
+    """
+    distances = patch_pts @ plane.normal + plane.offset
+    kept = replace(plane, inliers=int(patch_pts.shape[0]),
+                   residual_m=float(np.sqrt(np.mean(distances ** 2))))
+    if 'outline_edges' in plane.__dict__:           # the cached_property's value
+        kept.__dict__['outline_edges'] = plane.__dict__['outline_edges']
+    return kept
 
 
 def container_keep_mask(container: Container, xyz: np.ndarray, depth_m: np.ndarray,
@@ -693,14 +723,15 @@ def container_keep_mask(container: Container, xyz: np.ndarray, depth_m: np.ndarr
     in front of the empty container's surface by more than the margin (where it is known).
     """
     margin = config.surface_margin_m
-    points = xyz.reshape(-1, 3)[index]
+    # np.take along axis 0 gathers the (N, 3) rows ~4x faster than fancy indexing.
+    points = np.take(xyz.reshape(-1, 3), index, axis=0)
     ref = container.reference_depth_m
     if ref is None:
         return container.interior(points, margin, corner_radius_m=config.corner_radius_m)
     # The empty container's own depth is the precise surface (fillets, ribs, handles included):
     # the planes only bound the interior, with no margin of their own.
     keep = container.interior(points, 0.0)
-    ref_z = ref.ravel()[index]
-    z = depth_m.ravel()[index]
+    ref_z = np.take(ref.ravel(), index)
+    z = np.take(depth_m.ravel(), index)
     keep &= ~np.isfinite(ref_z) | (z < ref_z - np.float32(margin))
     return keep

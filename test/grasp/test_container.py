@@ -101,6 +101,18 @@ def test_tracking_follows_the_container_and_reset_forgets_it(cell) -> None:
     second, reason = detector.locate(frame.depth_m, xyz)
     assert reason == 'tracked' and second.source == 'tracked'
     assert float(second.floor.normal @ first.floor.normal) > 0.999
+    # A bin that has not moved keeps its planes' outlines (not recomputed every frame; the
+    # first tracked frame may still refit a wall whose detected patch lost points to an
+    # earlier plane) ...
+    third, reason = detector.locate(frame.depth_m, xyz)
+    assert reason == 'tracked'
+    assert all(a.outline_m is b.outline_m for a, b in zip(second.planes, third.planes))
+    # ... one that moved (the whole scene 5 mm further away) gets them refitted.
+    camera = PinholeCamera.from_matrix(frame.K, frame.width, frame.height)
+    moved_depth = frame.depth_m + np.float32(0.005)
+    moved, reason = detector.locate(moved_depth, BackProjector(camera).organized(moved_depth))
+    assert reason == 'tracked' and moved.floor.outline_m is not third.floor.outline_m
+    assert abs(moved.floor.offset - third.floor.offset) > 0.002
     detector.reset()
     assert detector.locate(frame.depth_m, xyz)[0].source == 'detected'
 
