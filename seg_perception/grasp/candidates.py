@@ -17,7 +17,8 @@ import numpy as np
 
 from seg_perception.grasp.camera_model import PinholeCamera
 from seg_perception.grasp.config import GraspConfig
-from seg_perception.grasp.regions import cross3, Region, region_pixels, rows_of, write_pixels
+from seg_perception.grasp.regions import (copy_masked, Region, region_pixels, rows_of,
+                                          write_pixels)
 
 GRASP_KINDS = ('suction', 'parallel')
 
@@ -62,38 +63,50 @@ class GraspCandidate:
 
 def quaternion_from_matrix(rotation: np.ndarray) -> np.ndarray:
     """Return the unit quaternion (x, y, z, w) of a 3x3 rotation matrix (w >= 0)."""
-    m = np.asarray(rotation, dtype=np.float64)
-    trace = m[0, 0] + m[1, 1] + m[2, 2]
+    # Python floats: the same IEEE arithmetic as numpy's scalars, without their overhead.
+    (m00, m01, m02), (m10, m11, m12), (m20, m21, m22) = np.asarray(
+        rotation, dtype=np.float64).tolist()
+    trace = m00 + m11 + m22
     if trace > 0.0:
         s = 2.0 * math.sqrt(trace + 1.0)
-        q = [(m[2, 1] - m[1, 2]) / s, (m[0, 2] - m[2, 0]) / s, (m[1, 0] - m[0, 1]) / s, 0.25 * s]
-    elif m[0, 0] > m[1, 1] and m[0, 0] > m[2, 2]:
-        s = 2.0 * math.sqrt(1.0 + m[0, 0] - m[1, 1] - m[2, 2])
-        q = [0.25 * s, (m[0, 1] + m[1, 0]) / s, (m[0, 2] + m[2, 0]) / s, (m[2, 1] - m[1, 2]) / s]
-    elif m[1, 1] > m[2, 2]:
-        s = 2.0 * math.sqrt(1.0 + m[1, 1] - m[0, 0] - m[2, 2])
-        q = [(m[0, 1] + m[1, 0]) / s, 0.25 * s, (m[1, 2] + m[2, 1]) / s, (m[0, 2] - m[2, 0]) / s]
+        q = [(m21 - m12) / s, (m02 - m20) / s, (m10 - m01) / s, 0.25 * s]
+    elif m00 > m11 and m00 > m22:
+        s = 2.0 * math.sqrt(1.0 + m00 - m11 - m22)
+        q = [0.25 * s, (m01 + m10) / s, (m02 + m20) / s, (m21 - m12) / s]
+    elif m11 > m22:
+        s = 2.0 * math.sqrt(1.0 + m11 - m00 - m22)
+        q = [(m01 + m10) / s, 0.25 * s, (m12 + m21) / s, (m02 - m20) / s]
     else:
-        s = 2.0 * math.sqrt(1.0 + m[2, 2] - m[0, 0] - m[1, 1])
-        q = [(m[0, 2] + m[2, 0]) / s, (m[1, 2] + m[2, 1]) / s, 0.25 * s, (m[1, 0] - m[0, 1]) / s]
-    quat = np.asarray(q)
-    quat /= np.linalg.norm(quat)
-    return -quat if quat[3] < 0 else quat
+        s = 2.0 * math.sqrt(1.0 + m22 - m00 - m11)
+        q = [(m02 + m20) / s, (m12 + m21) / s, 0.25 * s, (m10 - m01) / s]
+    # |q| summed in order, as np.linalg.norm's dot does for four elements.
+    norm = math.sqrt(q[0] * q[0] + q[1] * q[1] + q[2] * q[2] + q[3] * q[3])
+    quat = [c / norm for c in q]
+    return np.array([-c for c in quat] if quat[3] < 0 else quat)
 
 
 def grasp_frame(normal: np.ndarray, major_axis: np.ndarray) -> np.ndarray:
     """Return the rotation with z = normal, x = the major axis projected on the tangent plane."""
-    z = np.asarray(normal, dtype=np.float64)
-    z = z / np.linalg.norm(z)
-    x = np.asarray(major_axis, dtype=np.float64)
-    x = x - (x @ z) * z
-    if np.linalg.norm(x) < 1e-6:   # major axis along the normal: any tangent direction will do
-        x = cross3(z, [1.0, 0.0, 0.0] if abs(z[0]) < 0.9 else [0.0, 1.0, 0.0])
-    x /= np.linalg.norm(x)
-    y = cross3(z, x)
-    rotation = np.empty((3, 3))
-    rotation[:, 0], rotation[:, 1], rotation[:, 2] = x, y, z
-    return rotation
+    # Python floats, with dots and norms summed in order as numpy's do for three elements.
+    z0, z1, z2 = np.asarray(normal, dtype=np.float64).tolist()
+    norm = math.sqrt(z0 * z0 + z1 * z1 + z2 * z2)
+    z0, z1, z2 = z0 / norm, z1 / norm, z2 / norm
+    x0, x1, x2 = np.asarray(major_axis, dtype=np.float64).tolist()
+    d = x0 * z0 + x1 * z1 + x2 * z2
+    x0, x1, x2 = x0 - d * z0, x1 - d * z1, x2 - d * z2
+    if math.sqrt(x0 * x0 + x1 * x1 + x2 * x2) < 1e-6:
+        # Major axis along the normal: any tangent direction will do.
+        x0, x1, x2 = _cross(z0, z1, z2, *((1.0, 0.0, 0.0) if abs(z0) < 0.9 else (0.0, 1.0, 0.0)))
+    norm = math.sqrt(x0 * x0 + x1 * x1 + x2 * x2)
+    x0, x1, x2 = x0 / norm, x1 / norm, x2 / norm
+    y0, y1, y2 = _cross(z0, z1, z2, x0, x1, x2)
+    return np.array([[x0, y0, z0], [x1, y1, z1], [x2, y2, z2]])
+
+
+def _cross(a0: float, a1: float, a2: float, b0: float, b1: float,
+           b2: float) -> tuple[float, float, float]:
+    """Return a x b of two 3-vectors given as floats (cross3's arithmetic)."""
+    return a1 * b2 - a2 * b1, a2 * b0 - a0 * b2, a0 * b1 - a1 * b0
 
 
 #: An organized cloud as three contiguous (h, w) float32 planes x, y, z: every per-cell step
@@ -135,15 +148,19 @@ def _masked_smooth(planes: Planes, mask: np.ndarray, size_px: int) -> Planes:
     ksize = (size_px, size_px)
     count = cv2.blur(valid.astype(np.float32), ksize, borderType=cv2.BORDER_CONSTANT)
     invalid = ~valid
+    nan = np.full(valid.shape, np.nan, dtype=np.float32)
     out = []
     with np.errstate(invalid='ignore', divide='ignore'):
         for plane in planes:
-            smooth = cv2.blur(np.where(valid, plane, np.float32(0.0)), ksize,
-                              borderType=cv2.BORDER_CONSTANT)
+            smooth = cv2.blur(_zero_outside(plane, valid), ksize, borderType=cv2.BORDER_CONSTANT)
             smooth /= count
-            np.copyto(smooth, np.float32(np.nan), where=invalid)
-            out.append(smooth)
+            out.append(copy_masked(smooth, nan, invalid))
     return tuple(out)
+
+
+def _zero_outside(values: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """Return np.where(mask, values, 0) for 2-D images (a masked copy onto zeros)."""
+    return copy_masked(np.zeros(values.shape, dtype=values.dtype), values, mask)
 
 
 @dataclass(frozen=True)
@@ -199,9 +216,9 @@ class _RegionScores:
             h, w = self.mask.shape
             window = np.s_[self.y0:self.y0 + h, self.x0:self.x0 + w]
             if score_image is not None:
-                np.copyto(score_image[window], self.score, where=self.mask)
+                copy_masked(score_image[window], self.score, self.mask)
             for plane, values in zip(normal_image or (), self.normal):
-                np.copyto(plane[window], values, where=self.mask)
+                copy_masked(plane[window], values, self.mask)
             return
         cells = self.cells(pixels, width)
         if score_image is not None:
@@ -212,6 +229,30 @@ class _RegionScores:
         elif normal_image is not None:
             write_pixels(normal_image, pixels,
                          np.stack([c.reshape(-1).take(cells) for c in self.normal], axis=-1))
+
+    def paint_box(self, mask: np.ndarray, x: int, y: int, score_image: np.ndarray | None,
+                  normal_planes: Planes | tuple[()]) -> None:
+        """Write score and normals into full-resolution images on a region's pixels.
+
+        `mask` is the region on its (h, w) box at (x, y) of the depth image; each pixel takes
+        its grid cell's values, as in `paint`: the grid is repeated in stride x stride blocks
+        and copied under the mask (no per-pixel index arithmetic, gather or scatter).
+        """
+        h, w = mask.shape
+        s = self.stride
+        r0, c0 = (y - self.y0) // s, (x - self.x0) // s
+        r1, c1 = (y + h - 1 - self.y0) // s + 1, (x + w - 1 - self.x0) // s + 1
+        oy, ox = y - self.y0 - r0 * s, x - self.x0 - c0 * s
+        window = np.s_[y:y + h, x:x + w]
+        up = np.empty(((r1 - r0) * s, (c1 - c0) * s), dtype=np.float32)
+        for image, values in zip((score_image, *normal_planes), (self.score, *self.normal)):
+            if image is None:
+                continue
+            cells = values[r0:r1, c0:c1]
+            for i in range(s):          # s * s strided copies: faster than np.repeat
+                for j in range(s):
+                    up[i::s, j::s] = cells
+            copy_masked(image[window], up[oy:oy + h, ox:ox + w], mask)
 
 
 #: Suction scores are computed on a grid where the cup radius spans about this many cells:
@@ -242,8 +283,8 @@ def _score_region(region: Region, region_image: np.ndarray, xyz: np.ndarray,
     # SuctionNet's normal-STD: spread of the normals under a cup-sized window.
     k = max(3, int(round(radius)) * 2 + 1)
     count = cv2.blur(valid.astype(np.float32), (k, k), borderType=cv2.BORDER_CONSTANT)
-    mx, my, mz = (cv2.blur(np.where(valid, c, np.float32(0.0)), (k, k),
-                           borderType=cv2.BORDER_CONSTANT) for c in n)
+    mx, my, mz = (cv2.blur(_zero_outside(c, valid), (k, k), borderType=cv2.BORDER_CONSTANT)
+                  for c in n)
     with np.errstate(invalid='ignore', divide='ignore'):
         for m in (mx, my, mz):
             m /= count
@@ -265,7 +306,7 @@ def _score_region(region: Region, region_image: np.ndarray, xyz: np.ndarray,
     s_angle = np.clip((cos_t - cos_max) / (1.0 - cos_max), 0.0, 1.0)
     centrality = 0.8 + 0.2 * dist / max(float(dist.max()), 1.0)
     score = s_flat * s_border * s_angle * centrality
-    score = np.where(valid & np.isfinite(score), score, np.float32(0.0)).astype(np.float32)
+    score = _zero_outside(score, valid & np.isfinite(score)).astype(np.float32, copy=False)
     return _RegionScores(x0=x0, y0=y0, stride=stride, mask=mask, score=score,
                          mean_normal=(mx, my, mz), normal=n)
 
@@ -368,7 +409,15 @@ def generate_candidates(regions: list[Region], region_image: np.ndarray, xyz: np
             index = region_pixels(region_image[by:by + bh, bx:bx + bw] == region.region_id,
                                   bx, by, width)
         scores = _score_region(region, region_image, xyz, camera, config)
-        scores.paint(index, width, score_image, normal_image)
+        if scores.stride > 1 and (score_image is not None or isinstance(normal_image, tuple)):
+            # The region's pixels are its id in the region image, over its bbox.
+            bx, by, bw, bh = region.bbox
+            scores.paint_box(region_image[by:by + bh, bx:bx + bw] == region.region_id, bx, by,
+                             score_image, normal_image if isinstance(normal_image, tuple) else ())
+            if normal_image is not None and not isinstance(normal_image, tuple):
+                scores.paint(index, width, None, normal_image)
+        else:
+            scores.paint(index, width, score_image, normal_image)
         if 'suction' in modes:
             found.extend(_suction_candidates(region, scores, xyz, config))
         if 'parallel' in modes:
@@ -377,15 +426,17 @@ def generate_candidates(regions: list[Region], region_image: np.ndarray, xyz: np
                 found.append(cand)
     found.sort(key=lambda c: -c.score)
     kept: list[GraspCandidate] = []
-    kept_pos = {kind: np.empty((0, 3)) for kind in GRASP_KINDS}
+    kept_pos: dict[str, list[list[float]]] = {kind: [] for kind in GRASP_KINDS}
     nms2 = config.nms_distance_m ** 2
     for cand in found:          # global NMS: regions of one item seen twice, suction vs parallel
         if len(kept) >= config.max_candidates:
             break
-        others = kept_pos[cand.kind]
-        d = others - cand.position
-        if others.size and float(np.min(np.einsum('ij,ij->i', d, d))) < nms2:
+        others = kept_pos.setdefault(cand.kind, [])
+        p0, p1, p2 = position = cand.position.tolist()
+        # Squared distances in Python floats, summed in einsum('ij,ij->i')'s order.
+        if any((o0 - p0) * (o0 - p0) + (o1 - p1) * (o1 - p1) + (o2 - p2) * (o2 - p2) < nms2
+               for o0, o1, o2 in others):
             continue
         kept.append(cand)
-        kept_pos[cand.kind] = np.vstack([others, cand.position])
+        others.append(position)
     return kept

@@ -6,9 +6,10 @@ import numpy as np
 import pytest
 
 from seg_perception.grasp.camera_model import PinholeCamera
-from seg_perception.grasp.candidates import grasp_frame, quaternion_from_matrix
+from seg_perception.grasp.candidates import _RegionScores, grasp_frame, quaternion_from_matrix
 from seg_perception.grasp.config import GraspConfig
 from seg_perception.grasp.pipeline import GraspPipeline
+from seg_perception.grasp.regions import region_pixels
 from seg_perception.grasp.scenes import DepthScene
 
 CAM = PinholeCamera(fx=600.0, fy=600.0, cx=319.5, cy=239.5, width=640, height=480)
@@ -106,3 +107,26 @@ def test_quaternion_of_frame():
     # Degenerate major axis (along the normal) still yields a valid frame.
     r = grasp_frame(np.array([0.0, 0.0, -1.0]), np.array([0.0, 0.0, 1.0]))
     np.testing.assert_allclose(r.T @ r, np.eye(3), atol=1e-12)
+
+
+@pytest.mark.parametrize('stride', [2, 3])
+def test_box_paint_matches_per_pixel_paint(stride):
+    rng = np.random.default_rng(stride)
+    height, width, x0, y0 = 60, 80, 7, 5
+    grid_h, grid_w = (height - y0) // stride, (width - x0) // stride
+    grid = [rng.random((grid_h, grid_w), dtype=np.float32) for _ in range(4)]
+    scores = _RegionScores(x0=x0, y0=y0, stride=stride, mask=np.ones((grid_h, grid_w), bool),
+                           score=grid[0], mean_normal=tuple(grid[1:]), normal=tuple(grid[1:]))
+    region = np.zeros((height, width), bool)
+    region[11:40, 13:61] = rng.random((29, 48)) > 0.3
+    bx, by = 13, 11
+    images = []
+    for box in (False, True):
+        score = np.zeros((height, width), np.float32)
+        normals = tuple(np.full((height, width), np.nan, np.float32) for _ in range(3))
+        if box:
+            scores.paint_box(region[11:40, 13:61], bx, by, score, normals)
+        else:
+            scores.paint(region_pixels(region, 0, 0, width), width, score, normals)
+        images.append(np.stack((score, *normals)))
+    np.testing.assert_array_equal(images[0], images[1])

@@ -6,7 +6,7 @@ import numpy as np
 
 from seg_perception.grasp.backprojection import BackProjector
 from seg_perception.grasp.camera_model import PinholeCamera
-from seg_perception.grasp.regions import (cross3, find_class_regions, find_regions,
+from seg_perception.grasp.regions import (copy_masked, cross3, find_class_regions, find_regions,
                                           fit_plane_pca, region_pixels, write_pixels)
 from seg_perception.grasp.scenes import DepthScene
 
@@ -151,3 +151,19 @@ def test_one_pass_for_all_classes_matches_per_class_passes():
         np.testing.assert_array_equal(image, expected_image)
         for index, region in zip(pixels, regions):
             np.testing.assert_array_equal(index, np.flatnonzero(image == region.region_id))
+
+
+def test_copy_masked_matches_numpy_copyto():
+    rng = np.random.default_rng(1)
+    src = rng.random((30, 40), dtype=np.float32)
+    src[3, 4] = np.nan
+    mask = rng.random((30, 40)) > 0.5
+    image = np.zeros((50, 60), np.float32)
+    expected = image.copy()
+    np.copyto(expected[5:35, 10:50], src, where=mask)
+    assert copy_masked(image[5:35, 10:50], src, mask) is not None
+    np.testing.assert_array_equal(image, expected)
+    # A strided destination or another dtype falls back to numpy.
+    strided = np.zeros((30, 80), np.float32)[:, ::2]
+    copy_masked(strided, src, mask)
+    np.testing.assert_array_equal(strided, np.where(mask, src, np.float32(0.0)))
