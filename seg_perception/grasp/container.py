@@ -506,8 +506,8 @@ def _outer_faces(floor: Plane, centre: np.ndarray, planes: Sequence[tuple[Plane,
     """Return (count,) bool: inliers of the bin's outer faces as seen from beside the bin.
 
     A camera that is not over the bin sees the outside of its near wall: a plane upright to
-    the floor with the floor's centre behind it, reaching below the floor. Those points lie
-    below the floor's edge but say nothing against it.
+    the floor with the floor's centre behind it. Where it reaches below the floor, its points
+    lie below the floor's edge but say nothing against the floor.
     """
     outer = np.zeros(count, dtype=bool)
     for plane, mask in planes:
