@@ -74,13 +74,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _int8_model(args: argparse.Namespace, suffix: str, say) -> str:
-    """Return the INT8 model for `suffix` (.xml/.onnx), quantising it when not made yet."""
-    from seg_perception.segmentation.quantize import quantize_model
-    out = args.models_dir / f'{Path(args.model).stem}_int8{suffix}'
+    """Return the INT8 model for `suffix` (.xml/.onnx), quantising it when not made yet.
+
+    A cached one is reused only when it was made from the same model file (SHA-256 in its
+    sidecar): after a retrain the name 'default' stands for other weights.
+    """
+    from seg_perception.segmentation.quantize import quantize_model, source_digest
+    # One stem per runtime: a quantised file's sidecar is <stem>.json, so an IR and an ONNX
+    # model of the same stem would share (and overwrite) one sidecar.
+    out = args.models_dir / f'{Path(args.model).stem}_int8_{suffix[1:]}{suffix}'
     side = out.with_suffix('.json')
     if out.is_file() and side.is_file():
-        source = json.loads(side.read_text(encoding='utf-8')).get('export', {}).get('source')
-        if source == args.model:
+        export = json.loads(side.read_text(encoding='utf-8')).get('export', {})
+        if (export.get('source') == args.model
+                and export.get('source_sha256') == source_digest(args.model)):
             return str(out)
     say(f'quantising {args.model} -> {out}')
     quantize_model(args.model, out=out, frames=64, check_frames=16, min_agreement=0.95)
