@@ -17,8 +17,8 @@ import numpy as np
 
 from seg_perception.grasp.camera_model import PinholeCamera
 from seg_perception.grasp.config import GraspConfig
-from seg_perception.grasp.regions import (copy_masked, Region, region_pixels, rows_of,
-                                          write_pixels)
+from seg_perception.grasp.regions import (copy_masked, cross_floats, Region, region_pixels,
+                                          rows_of, write_pixels)
 
 GRASP_KINDS = ('suction', 'parallel')
 
@@ -96,17 +96,12 @@ def grasp_frame(normal: np.ndarray, major_axis: np.ndarray) -> np.ndarray:
     x0, x1, x2 = x0 - d * z0, x1 - d * z1, x2 - d * z2
     if math.sqrt(x0 * x0 + x1 * x1 + x2 * x2) < 1e-6:
         # Major axis along the normal: any tangent direction will do.
-        x0, x1, x2 = _cross(z0, z1, z2, *((1.0, 0.0, 0.0) if abs(z0) < 0.9 else (0.0, 1.0, 0.0)))
+        seed = (1.0, 0.0, 0.0) if abs(z0) < 0.9 else (0.0, 1.0, 0.0)
+        x0, x1, x2 = cross_floats(z0, z1, z2, *seed)
     norm = math.sqrt(x0 * x0 + x1 * x1 + x2 * x2)
     x0, x1, x2 = x0 / norm, x1 / norm, x2 / norm
-    y0, y1, y2 = _cross(z0, z1, z2, x0, x1, x2)
+    y0, y1, y2 = cross_floats(z0, z1, z2, x0, x1, x2)
     return np.array([[x0, y0, z0], [x1, y1, z1], [x2, y2, z2]])
-
-
-def _cross(a0: float, a1: float, a2: float, b0: float, b1: float,
-           b2: float) -> tuple[float, float, float]:
-    """Return a x b of two 3-vectors given as floats (cross3's arithmetic)."""
-    return a1 * b2 - a2 * b1, a2 * b0 - a0 * b2, a0 * b1 - a1 * b0
 
 
 #: An organized cloud as three contiguous (h, w) float32 planes x, y, z: every per-cell step

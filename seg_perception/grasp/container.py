@@ -25,6 +25,8 @@ from typing import Sequence
 import cv2
 import numpy as np
 
+from seg_perception.grasp.regions import cross3
+
 #: Values of the `container_mode` parameter.
 CONTAINER_MODES = ('auto', 'reference', 'none')
 #: The reason given for a frame with too little valid depth to look for a container in.
@@ -234,12 +236,6 @@ class ContainerStatus:
                 'removed_candidates': self.removed_candidates}
 
 
-def _cross3(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Return a x b for two 3-vectors (np.cross costs ~10x more in its argument handling)."""
-    return np.array([a[1] * b[2] - a[2] * b[1], a[2] * b[0] - a[0] * b[2],
-                     a[0] * b[1] - a[1] * b[0]])
-
-
 def _orient_to_camera(normal: np.ndarray, offset: float) -> tuple[np.ndarray, float]:
     """Flip a plane so that the camera (the origin) lies on its positive side."""
     return (normal, offset) if offset >= 0 else (-normal, -offset)
@@ -271,9 +267,9 @@ def _core_fit(points: np.ndarray, threshold_m: float) -> tuple[np.ndarray, float
 def _outline(points: np.ndarray, normal: np.ndarray, offset: float) -> np.ndarray:
     """Return the convex hull (K, 3) of points projected onto their plane."""
     seed = np.array([1.0, 0.0, 0.0]) if abs(normal[0]) < 0.9 else np.array([0.0, 1.0, 0.0])
-    u = _cross3(normal, seed)
+    u = cross3(normal, seed)
     u /= np.linalg.norm(u)
-    v = _cross3(normal, u)
+    v = cross3(normal, u)
     uv = np.column_stack([points @ u, points @ v]).astype(np.float32)
     hull = cv2.convexHull(uv)
     hull = cv2.approxPolyDP(hull, 0.005, True).reshape(-1, 2).astype(float)
@@ -580,7 +576,7 @@ def _walls_without_floor(planes: Sequence[tuple[Plane, np.ndarray]], points: np.
         for b, _ in planes[i + 1:]:
             if abs(float(a.normal @ b.normal)) > 0.3:
                 continue
-            up = _cross3(a.normal, b.normal)
+            up = cross3(a.normal, b.normal)
             up /= np.linalg.norm(up)
             up = up if up[2] < 0 else -up
             if up[2] > -0.5:

@@ -100,9 +100,13 @@ def cross3(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
     np.cross costs ~100 us of argument handling per call; this is the same arithmetic.
     """
-    a0, a1, a2 = (float(v) for v in a)
-    b0, b1, b2 = (float(v) for v in b)
-    return np.array([a1 * b2 - a2 * b1, a2 * b0 - a0 * b2, a0 * b1 - a1 * b0])
+    return np.array(cross_floats(*(float(v) for v in a), *(float(v) for v in b)))
+
+
+def cross_floats(a0: float, a1: float, a2: float, b0: float, b1: float,
+                 b2: float) -> tuple[float, float, float]:
+    """Return a x b of two 3-vectors given as Python floats (cross3's arithmetic)."""
+    return a1 * b2 - a2 * b1, a2 * b0 - a0 * b2, a0 * b1 - a1 * b0
 
 
 def rows_of(xyz: np.ndarray) -> np.ndarray:
