@@ -36,6 +36,8 @@ import cv2
 import numpy as np
 
 from seg_perception.evaluation.real_tote import DEPTH_UNITS_PER_M, OBJECT_THRESHOLD_M
+from seg_perception.grasp.backprojection import BackProjector
+from seg_perception.grasp.camera_model import PinholeCamera
 from seg_perception.grasp.depth import load_depth_file
 
 #: Smallest connected patch of the depth-difference mask kept as an item, pixels.
@@ -70,10 +72,8 @@ def in_bin_volume(depth_m: np.ndarray, K: np.ndarray, cell_from_camera: np.ndarr
                   bin_bottom_centre: np.ndarray) -> np.ndarray:
     """Return (H, W) bool: pixels whose point lies in the bin volume (False where invalid)."""
     height, width = depth_m.shape
-    u, v = np.meshgrid(np.arange(width, dtype=np.float64), np.arange(height, dtype=np.float64))
-    z = depth_m.astype(np.float64)
-    camera = np.stack([(u - K[0, 2]) * z / K[0, 0], (v - K[1, 2]) * z / K[1, 1], z], axis=-1)
-    cell = camera @ cell_from_camera[:3, :3].T + cell_from_camera[:3, 3]
+    camera = BackProjector(PinholeCamera.from_matrix(K, width, height)).organized(depth_m)
+    cell = camera.astype(np.float64) @ cell_from_camera[:3, :3].T + cell_from_camera[:3, 3]
     rel = cell - bin_bottom_centre
     with np.errstate(invalid='ignore'):
         return ((np.abs(rel[..., 0]) <= BIN_HALF_EXTENT_M[0])
