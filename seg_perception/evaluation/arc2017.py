@@ -104,6 +104,20 @@ def item_mask(depth_m: np.ndarray, empty_m: np.ndarray,
     return items, valid & ~unknown
 
 
+def load_frame(data: Path, stem: str) -> dict[str, np.ndarray]:
+    """Return one frame's depth and empty depth (metres), K and its item / scored masks."""
+    sub, _, depth, empty, intrinsics, pose = FRAMES[stem]
+    src = Path(data) / sub
+    depth_m, empty_m = load_depth(src / depth), load_depth(src / empty)
+    K = np.loadtxt(src / intrinsics).reshape(3, 3)
+    in_bin = None
+    if pose is not None:
+        in_bin = in_bin_volume(depth_m, K, np.loadtxt(src / pose).reshape(4, 4),
+                               np.loadtxt(src / 'bin-position.txt').reshape(3))
+    items, scored = item_mask(depth_m, empty_m, in_bin)
+    return {'depth_m': depth_m, 'empty_m': empty_m, 'K': K, 'items': items, 'scored': scored}
+
+
 def export(data: Path, out: Path) -> list[str]:
     """Write images/, masks/, ignore/, depth/, empty/ and intrinsics/ into `out`; return stems."""
     folders = {name: out / name for name in ('images', 'masks', 'ignore', 'depth', 'empty',
@@ -112,20 +126,15 @@ def export(data: Path, out: Path) -> list[str]:
         shutil.rmtree(out)
     for folder in folders.values():
         folder.mkdir(parents=True)
-    for stem, (sub, colour, depth, empty, intrinsics, pose) in FRAMES.items():
+    for stem, (sub, colour, _, _, intrinsics, _) in FRAMES.items():
         src = data / sub
-        depth_m, empty_m = load_depth(src / depth), load_depth(src / empty)
-        in_bin = None
-        if pose is not None:
-            in_bin = in_bin_volume(depth_m, np.loadtxt(src / intrinsics).reshape(3, 3),
-                                   np.loadtxt(src / pose).reshape(4, 4),
-                                   np.loadtxt(src / 'bin-position.txt').reshape(3))
-        mask, scored = item_mask(depth_m, empty_m, in_bin)
+        frame = load_frame(data, stem)
         shutil.copyfile(src / colour, folders['images'] / f'{stem}.png')
-        cv2.imwrite(str(folders['masks'] / f'{stem}.png'), mask.astype(np.uint8) * 255)
-        cv2.imwrite(str(folders['ignore'] / f'{stem}.png'), (~scored).astype(np.uint8) * 255)
-        np.save(folders['depth'] / f'{stem}.npy', depth_m)
-        np.save(folders['empty'] / f'{stem}.npy', empty_m)
+        cv2.imwrite(str(folders['masks'] / f'{stem}.png'), frame['items'].astype(np.uint8) * 255)
+        cv2.imwrite(str(folders['ignore'] / f'{stem}.png'),
+                    (~frame['scored']).astype(np.uint8) * 255)
+        np.save(folders['depth'] / f'{stem}.npy', frame['depth_m'])
+        np.save(folders['empty'] / f'{stem}.npy', frame['empty_m'])
         shutil.copyfile(src / intrinsics, folders['intrinsics'] / f'{stem}.txt')
     return list(FRAMES)
 

@@ -221,15 +221,10 @@ def test_arc2017_frames_in_auto_mode(shared_data: Path) -> None:
     evaluation.arc2017; measured precision / recall 0.99 / 0.87 tote, 0.54 / 0.94 and 0.96 /
     0.66 the bin views): a wall taken for the floor (recall 0.08) fails.
     """
-    from seg_perception.evaluation.arc2017 import FRAMES, in_bin_volume, item_mask, load_depth
-    for stem, (sub, _, depth_name, empty_name, k_name, pose) in FRAMES.items():
-        src = shared_data / sub
-        depth, empty = load_depth(src / depth_name), load_depth(src / empty_name)
-        K = np.loadtxt(src / k_name).reshape(3, 3)
-        in_bin = None if pose is None else in_bin_volume(
-            depth, K, np.loadtxt(src / pose).reshape(4, 4),
-            np.loadtxt(src / 'bin-position.txt').reshape(3))
-        items, scored = item_mask(depth, empty, in_bin)
+    from seg_perception.evaluation.arc2017 import FRAMES, load_frame
+    for stem in FRAMES:
+        frame = load_frame(shared_data, stem)
+        depth, K, items, scored = frame['depth_m'], frame['K'], frame['items'], frame['scored']
         xyz = BackProjector(PinholeCamera.from_matrix(K, 640, 480)).organized(depth)
         detector = ContainerDetector()
         container, reason = detector.locate(depth, xyz)
