@@ -57,7 +57,8 @@ def predict_labels(engine: SegmentationEngine, images: np.ndarray) -> np.ndarray
 SCENE_SPLITS: dict[str, dict[str, Any]] = {
     'all': {}, 'tote': {'tote_probability': 1.0}, 'non-tote': {'tote_probability': 0.0},
     'classic': {'max_items': 15, 'tote_probability': 0.75, 'empty_probability': 0.0,
-                'neighbour_tote_probability': 0.0, 'camera_effects': False}}
+                'neighbour_tote_probability': 0.0, 'camera_effects': False,
+                'camouflage_probability': 0.0, 'thin_item_probability': 0.0}}
 
 
 def evaluate_synthetic(engine: SegmentationEngine, *, frames: int = 200,

@@ -51,7 +51,11 @@ class SyntheticCell:
         count = int(rng.integers(cfg.min_items, cfg.max_items + 1))
         if rng.random() < cfg.empty_probability:
             count = 0
-        items = sample_items(rng, surf, count)
+        # Draws added after the cell's first release come from their own stream, so every
+        # frame they leave alone (and the whole 'classic' split) renders as it did.
+        later = np.random.Generator(np.random.PCG64([int(seed), 1]))
+        items = sample_items(rng, surf, count, thin_rng=later,
+                             thin_probability=cfg.thin_item_probability)
         if cfg.distractors:
             sample_distractors(rng, surf)
 
@@ -127,8 +131,11 @@ class SyntheticCell:
             lut = np.clip(np.arange(256, dtype=np.float32)[:, None] * surf.tote_tint, 0, 255)
             tinted = cv2.LUT(albedo, lut.astype(np.uint8).reshape(256, 1, 3))
             cv2.copyTo(tinted, (labels == lab['tote']).view(np.uint8), albedo)
+        if surf.tote and items and later.random() < cfg.camouflage_probability:
+            camouflage_items(later, albedo, labels, instances, items, tote_label=lab['tote'])
+        effects = cfg.camera_effects and later.random() >= cfg.clean_camera_probability
         rgb = compose_rgb(rng, bank, albedo, gain, highlight, light.colour, noise=cfg.rgb_noise,
-                          effects=cfg.camera_effects)
+                          effects=effects)
         depth = r.z
         if cfg.depth_noise:
             depth = degrade_depth(rng, bank, depth, bag_spec)
@@ -257,6 +264,35 @@ class SyntheticCell:
                          top_face_center_cam=centre, top_face_normal_cam=normal / np.linalg.norm(
                              normal), top_face_polygon_cam=local @ R.T + t,
                          top_face_size_m=top_size, visible_fraction=float(visible))
+
+
+def camouflage_items(rng: np.random.Generator, albedo: np.ndarray, labels: np.ndarray,
+                     instances: np.ndarray, items: list[ItemSpec], *, tote_label: int,
+                     min_tote_px: int = 500) -> None:
+    """Recolour 1-3 items in the tote's own colour, keeping their print (in place).
+
+    Real bins hold items the colour of the bin (pink scissors and a pink whisk in a red ARC
+    tote): colour alone must not say "tote". Each chosen item keeps its texture's relative
+    brightness, takes the mean colour of the visible tote and blends it in by 60-95 %.
+    """
+    tote_px = labels == tote_label
+    if np.count_nonzero(tote_px) < min_tote_px:
+        return
+    tote_rgb = albedo[tote_px].reshape(-1, 3).mean(axis=0)
+    seen = np.bincount(instances.ravel(), minlength=len(items) + 1)
+    visible = [item.instance_id for item in items if seen[item.instance_id] > 0]
+    if not visible:
+        return
+    chosen = rng.choice(visible, size=min(len(visible), int(rng.integers(1, 4))),
+                        replace=False)
+    for instance_id in chosen:
+        mask = (instances == instance_id) & ~tote_px
+        pixels = albedo[mask].astype(np.float32)
+        luma = pixels.mean(axis=1, keepdims=True)
+        relative = luma / max(float(luma.mean()), 1.0)
+        target = tote_rgb[None, :] * relative * np.float32(rng.uniform(0.75, 1.3))
+        alpha = np.float32(rng.uniform(0.6, 0.95))
+        albedo[mask] = np.clip(alpha * target + (1 - alpha) * pixels, 0, 255).astype(np.uint8)
 
 
 def colourise_depth(depth_m: np.ndarray) -> np.ndarray:

@@ -33,6 +33,9 @@ class SyntheticConfig:
     rgb_noise: bool = True                   # sensor noise, blur and exposure jitter
     shadows: bool = True
     camera_effects: bool = True              # white balance, vignetting, monochrome, JPEG
+    clean_camera_probability: float = 0.25   # a frame of a well-set camera: no camera effects
+    camouflage_probability: float = 0.3      # tote frames with 1-3 items coloured like the tote
+    thin_item_probability: float = 0.15      # cylinders that are thin rods (wires, handles)
     texture_seed: int = 0                    # seed of the texture bank (fixed per cell)
 
     def __post_init__(self) -> None:
@@ -43,7 +46,9 @@ class SyntheticConfig:
             raise SyntheticConfigError(
                 f'item count range {self.min_items}..{self.max_items} must satisfy '
                 '0 <= min_items <= max_items <= 64')
-        for name in ('tote_probability', 'empty_probability', 'neighbour_tote_probability'):
+        for name in ('tote_probability', 'empty_probability', 'neighbour_tote_probability',
+                     'clean_camera_probability', 'camouflage_probability',
+                     'thin_item_probability'):
             value = getattr(self, name)
             if not 0.0 <= value <= 1.0:
                 raise SyntheticConfigError(f'{name} {value} not in 0..1')

@@ -121,8 +121,15 @@ def _sample_size(rng: np.random.Generator, kind: str, scale: float) -> np.ndarra
     return np.array([rng.uniform(max(0.07, 2.2 * r), 0.26), r, r])
 
 
-def sample_items(rng: np.random.Generator, surf: SurfaceSpec, count: int) -> list[ItemSpec]:
-    """Drop `count` items onto the surface, stacking on earlier ones via a height map."""
+def sample_items(rng: np.random.Generator, surf: SurfaceSpec, count: int, *,
+                 thin_rng: np.random.Generator | None = None,
+                 thin_probability: float = 0.0) -> list[ItemSpec]:
+    """Drop `count` items onto the surface, stacking on earlier ones via a height map.
+
+    With `thin_rng`, a share `thin_probability` of the cylinders are thin rods lying down
+    (radius 3-12 mm: pens, wires, tool handles; real bins hold whisks and scissors), drawn
+    from that stream so a cell without them renders as before.
+    """
     length, width = surf.floor_size_m
     gw, gh = int(np.ceil(length / _GRID_M)), int(np.ceil(width / _GRID_M))
     hmap = np.zeros((gh, gw), np.float32)
@@ -132,6 +139,10 @@ def sample_items(rng: np.random.Generator, surf: SurfaceSpec, count: int) -> lis
         kind = str(rng.choice(ITEM_KINDS, p=_KIND_WEIGHTS))
         size = _sample_size(rng, kind, scale)
         standing = kind == 'cylinder' and rng.random() < 0.4
+        if kind == 'cylinder' and thin_rng is not None and thin_probability > 0 \
+                and thin_rng.random() < thin_probability:
+            size[1] = size[2] = thin_rng.uniform(0.003, 0.012)
+            standing = False
         fl, fw, fh = _footprint(size, kind, standing)
         placed = None
         for _ in range(6):

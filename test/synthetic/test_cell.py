@@ -189,3 +189,52 @@ def test_resolve_table_lookup_matches_take_beyond_256_faces():
         assert np.array_equal(instances, np.asarray(r.face_instance, np.uint16)[r.face_id])
         assert np.array_equal(shade, np.asarray(r.face_shade, np.float32)[r.face_id])
         assert not spec.any()
+
+
+def _tote_frames_with_items(cell: SyntheticCell, seeds: range) -> list[SyntheticFrame]:
+    return [f for f in (cell.render(s) for s in seeds) if f.in_tote and f.items]
+
+
+def test_camouflaged_items_take_the_totes_colour():
+    """With camouflage every tote frame has an item recoloured toward the tote's colour."""
+    plain = SyntheticCell(SyntheticConfig(camouflage_probability=0.0, rgb_noise=False,
+                                          camera_effects=False))
+    camo = SyntheticCell(SyntheticConfig(camouflage_probability=1.0, rgb_noise=False,
+                                         camera_effects=False))
+    tote_id = CLASSES.by_name('tote').id
+
+    def distances_to_tote(frame: SyntheticFrame) -> np.ndarray:
+        rgb = frame.rgb.astype(np.float64)
+        tote = rgb[frame.labels == tote_id].mean(axis=0)
+        out = []
+        for t in frame.items:
+            mask = frame.instances == t.instance_id
+            out.append(np.linalg.norm(rgb[mask].mean(axis=0) - tote) if mask.any() else np.inf)
+        return np.array(out)
+
+    frames = _tote_frames_with_items(camo, range(8))
+    assert len(frames) >= 3
+    for f in frames:
+        before = plain.render(f.seed)
+        assert np.array_equal(before.labels, f.labels)   # geometry untouched, colour only
+        after, was = distances_to_tote(f), distances_to_tote(before)
+        finite = np.isfinite(was)
+        assert np.any(after[finite] < 0.7 * was[finite]), (f.seed, was, after)
+        assert np.count_nonzero(after[finite] < was[finite] - 1.0) <= 3
+
+
+def test_thin_items_are_thin_lying_cylinders():
+    cell = SyntheticCell(SyntheticConfig(thin_item_probability=1.0))
+    radii = [t.top_face_size_m[1] / 2 for s in range(6) for t in cell.render(s).items
+             if t.class_name == 'cylinder']
+    assert radii and max(radii) <= 0.012 + 1e-9
+
+
+def test_classic_split_renders_without_the_later_randomisation():
+    """Frames of a cell without the later draws stay those of the cell before them."""
+    from seg_perception.evaluation.offline import SCENE_SPLITS
+    classic = SyntheticConfig(**SCENE_SPLITS['classic'])
+    assert classic.camouflage_probability == 0 and classic.thin_item_probability == 0
+    for name in ('clean_camera_probability', 'camouflage_probability', 'thin_item_probability'):
+        with pytest.raises(SyntheticConfigError, match=name):
+            SyntheticConfig(**{name: 1.5})
