@@ -29,11 +29,19 @@ from seg_perception.grasp.regions import cross3
 
 #: Values of the `container_mode` parameter.
 CONTAINER_MODES = ('auto', 'reference', 'none')
+#: The reason given for a bin's floor found without a wall plane (walls too thin or steep).
+RIMMED_FLOOR = 'no wall plane in view: a floor inside a rim'
 #: The reason given for a frame with too little valid depth to look for a container in.
 TOO_FEW_POINTS = 'too few valid depth points'
 #: How far beyond the visible floor's outline the floor may still extend (hidden under items
 #: along a wall), for the check that nothing is seen below a floor.
 _OVERHANG_M = 0.03
+#: A level surface with more than 5 % of the view below it is a bin's floor only where this
+#: share of the points around its patch rise above it (walls and rim too steep or thin to fit
+#: a plane to, as from a camera high above a bin); an item's top falls away at its edges.
+_RIM_SHARE = 0.8
+#: Width of that ring around the patch, in decimated cells.
+_RIM_CELLS = 2
 #: A tracked plane that moved less than this (offset) and turned less than ~0.25 degrees keeps
 #: its outline: the bin has not moved.
 _STILL_OFFSET_M = 0.001
@@ -59,8 +67,10 @@ class ContainerConfig:
     plane_threshold_m: float = 0.008
     #: Plane hypotheses scored per RANSAC round (all at once, as one matrix product).
     ransac_hypotheses: int = 64
-    #: Planes extracted per frame before the floor and walls are chosen among them.
-    max_planes: int = 7
+    #: Planes extracted per frame before the floor and walls are chosen among them (a bin in
+    #: a cell shows floor, walls, rim, ground and a neighbour besides item tops: with 7 the
+    #: floor was left out on 2-3 % of the synthetic tote frames).
+    max_planes: int = 9
     #: Smallest plane, as a fraction of the valid decimated points.
     min_plane_fraction: float = 0.015
     #: A wall's inliers must come this close to the floor plane's inliers (the wall meets it).
@@ -433,21 +443,27 @@ def _choose_walls(candidates: list[tuple[Plane, np.ndarray]], centre: np.ndarray
 
 
 def assemble_container(planes: Sequence[tuple[Plane, np.ndarray]], points: np.ndarray,
-                       config: ContainerConfig) -> tuple[Container | None, str]:
+                       config: ContainerConfig, *, cloud: DecimatedCloud | None = None
+                       ) -> tuple[Container | None, str]:
     """Choose the floor and walls among extracted planes; return (container, reason).
 
     A floor faces the camera (within 60 degrees of the optical axis). Its walls are planes within
     60 degrees of perpendicular to it that rise above it, face the floor's centre (the inner face,
     which a camera above the bin sees) and come down to the floor's inliers, and nothing may be
-    seen below the floor inside them. The floor with the most supporting points wins (the floor
-    counted twice, weighted by how squarely the camera sees it: the camera is assumed to look
-    down); a container needs at least one wall (a steep camera sees only one or two of a bin's
+    seen below the floor inside them, unless it lies beyond the rim (_below_only_beyond_rim).
+    The floor with the most supporting points wins (the floor counted twice, weighted by the
+    squared cosine of how squarely the camera sees it: the camera is assumed to look down);
+    a container needs at least one wall (a steep camera sees only one or two of a bin's
     walls; a shelf is a floor and a back wall). When no floor qualifies (items hide it), three
     or more walls that stand around one common vertical make a container without a floor. With
-    no wall at all, the best floor alone is returned: the support surface (a table, a conveyor).
+    no wall at all, the best floor alone is returned: the support surface (a table, a conveyor),
+    the lowest level surface in view, unless (given the `cloud` the planes came from) a level
+    surface with things seen below it is ringed by rising points (_rim_share): a bin's floor
+    whose walls are too thin or steep in view to fit, as from a camera high above the bin.
     """
     best: tuple[float, Container] | None = None
     surface: tuple[float, Container] | None = None
+    rimmed: tuple[float, Container] | None = None
     for floor, floor_mask in planes:
         if floor.normal[2] > -0.5:
             continue
@@ -471,15 +487,24 @@ def assemble_container(planes: Sequence[tuple[Plane, np.ndarray]], points: np.nd
         chosen = _choose_walls(candidates, centre, points, config.surface_margin_m)
         container = Container(floor=floor, walls=tuple(chosen), source='detected')
         if _sees_below_floor(container, points, config,
-                             _outer_faces(floor, centre, planes, points.shape[0], config)):
+                             _outer_faces(floor, centre, planes, points.shape[0], config)) \
+                and not _below_only_beyond_rim(cloud, floor_mask, container, config):
             continue    # an item's top, not the floor: other surfaces lie below it
+        ringed = False
         if not chosen and float(np.mean(floor.distance(points) < -2 * config.plane_threshold_m)
                                 ) > 0.05:
-            continue    # a support surface is the lowest one in view
+            if cloud is None or _rim_share(cloud, floor_mask, floor, config) < _RIM_SHARE:
+                continue    # a support surface is the lowest one in view
+            ringed = True
         # A wall and the floor could swap roles in a corner view, but the floor of a bin seen
-        # from above is its largest visible surface, and the one the camera faces most.
-        support = (2 * floor.inliers + sum(w.inliers for w in chosen)) * -float(floor.normal[2])
-        if not chosen:
+        # from above is its largest visible surface, and the one the camera faces most (the
+        # squared cosine: a far wall with more points, seen 60 degrees off, still loses).
+        facing = float(floor.normal[2]) ** 2
+        support = (2 * floor.inliers + sum(w.inliers for w in chosen)) * facing
+        if ringed:
+            if rimmed is None or support > rimmed[0]:
+                rimmed = (support, container)
+        elif not chosen:
             if surface is None or support > surface[0]:
                 surface = (support, container)
         elif best is None or support > best[0]:
@@ -492,9 +517,59 @@ def assemble_container(planes: Sequence[tuple[Plane, np.ndarray]], points: np.nd
         if floor is not None:
             return Container(floor=floor, walls=walls, source='detected'), 'detected'
         return Container(floor=None, walls=walls, source='detected'), 'detected (floor hidden)'
+    if rimmed is not None:
+        return rimmed[1], RIMMED_FLOOR
     if surface is not None:
         return surface[1], 'no wall in view: support surface only'
     return None, 'no floor with a wall, nor three walls around one vertical, in view'
+
+
+def _below_only_beyond_rim(cloud: DecimatedCloud | None, mask: np.ndarray,
+                           container: Container, config: ContainerConfig) -> bool:
+    """Return True when what is seen below a floor with walls lies beyond its rim.
+
+    The ground between two bins, or beyond a wall too thin to fit, lies inside the floor's
+    outline (which spans every coplanar point, a neighbouring bin's floor too); it is seen over
+    a rim, so the points around the floor's patch rise. This holds only for the bin's main
+    surface: larger than each of its walls and seen more squarely (a patch of a far wall, which
+    an oblique camera may see more squarely than the floor, is smaller than the wall found).
+    """
+    floor = container.floor
+    if cloud is None or floor is None or not container.walls:
+        return False
+    if any(w.inliers > floor.inliers or -float(w.normal[2]) > -float(floor.normal[2])
+           for w in container.walls):
+        return False
+    return _rim_share(cloud, mask, floor, config, whole=False) >= _RIM_SHARE
+
+
+def _rim_share(cloud: DecimatedCloud, mask: np.ndarray, floor: Plane,
+               config: ContainerConfig, *, whole: bool = True) -> float:
+    """Return the share of the points around a plane's patch that rise above it (0..1).
+
+    The ring is _RIM_CELLS decimated cells wide around the patch (and its holes); points on the
+    plane are left out, the rest count as rising (> surface margin above) or falling (below).
+    With `whole`, a patch that touches the image border (not seen whole, with a rim around
+    it) has share 0.
+    """
+    rows, cols = cloud.grid_shape
+    row, col = np.divmod(cloud.cells[mask], cols)
+    if row.size == 0:
+        return 0.0
+    if whole and (row.min() == 0 or col.min() == 0 or row.max() == rows - 1
+                  or col.max() == cols - 1):
+        return 0.0
+    grid = np.zeros((rows, cols), np.uint8)
+    grid.ravel()[cloud.cells[mask]] = 1
+    size = 2 * _RIM_CELLS + 1
+    ring = cv2.dilate(grid, np.ones((size, size), np.uint8)) - grid
+    lookup = np.full(rows * cols, -1, dtype=np.intp)
+    lookup[cloud.cells] = np.arange(cloud.cells.size)
+    index = lookup[np.flatnonzero(ring.ravel())]
+    heights = floor.distance(cloud.points[index[index >= 0]])
+    rising = int(np.count_nonzero(heights > config.surface_margin_m))
+    falling = int(np.count_nonzero(heights < -config.surface_margin_m))
+    return rising / (rising + falling) if rising + falling else 0.0
 
 
 def _outer_faces(floor: Plane, centre: np.ndarray, planes: Sequence[tuple[Plane, np.ndarray]],
@@ -670,7 +745,7 @@ class ContainerDetector:
         planes = ransac_planes(cloud, threshold_m=cfg.plane_threshold_m,
                                hypotheses=cfg.ransac_hypotheses, max_planes=cfg.max_planes,
                                min_inliers=min_inliers, rng=self._rng)
-        return assemble_container(planes, cloud.points, cfg)
+        return assemble_container(planes, cloud.points, cfg, cloud=cloud)
 
     def _track(self, previous: Container, cloud: DecimatedCloud) -> Container | None:
         """Refit last frame's planes on this frame's points; None when one no longer fits."""

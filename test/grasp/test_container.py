@@ -10,8 +10,9 @@ import pytest
 from seg_perception.classes import ClassSet
 from seg_perception.grasp import GraspPipeline, PinholeCamera
 from seg_perception.grasp.backprojection import BackProjector
-from seg_perception.grasp.container import (container_keep_mask, ContainerConfig,
-                                            ContainerDetector, ContainerError)
+from seg_perception.grasp.container import (_make_plane, _rim_share, container_keep_mask,
+                                            ContainerConfig, ContainerDetector, ContainerError,
+                                            DecimatedCloud, RIMMED_FLOOR)
 from seg_perception.grasp.scenes import DepthScene
 from seg_perception.synthetic import SyntheticCell, SyntheticConfig
 
@@ -38,9 +39,9 @@ def cell() -> SyntheticCell:
 def test_floor_plane_within_3_degrees_and_1_cm_on_held_out_tote_frames(cell) -> None:
     """Held-out tote frames (seeds >= 100000) where >= 5 % of the pixels are floor.
 
-    The goal is 95 % of frames; measured 94.5 % (241/255 over seeds 100000..100399; 88.3 % on
-    the fresh seeds 120000..120399, see docs/grasp.md), so this guards 92 % on the first 160
-    seeds.
+    The goal is 95 % of frames; measured 98.8 % over seeds 100000..100399 and 96.9 % on the
+    fresh seeds 160000..160399 (94.0 % and 93.9 % on 120000.. and 140000..; docs/grasp.md), so
+    this guards 95 % on the first 160 seeds (99 of 100 frames).
     """
     checked, good, misses = 0, 0, []
     for seed in range(100000, 100160):
@@ -62,7 +63,7 @@ def test_floor_plane_within_3_degrees_and_1_cm_on_held_out_tote_frames(cell) -> 
         else:
             misses.append((seed, f'{angle:.1f} deg, {container.floor.offset - offset:+.3f} m'))
     assert checked >= 60
-    assert good / checked >= 0.92, f'{good}/{checked} floors right; misses {misses}'
+    assert good / checked >= 0.95, f'{good}/{checked} floors right; misses {misses}'
 
 
 def test_detected_container_keeps_items_and_drops_the_tote(cell) -> None:
@@ -130,6 +131,72 @@ def test_no_container_in_view_and_no_depth() -> None:
     assert 'support surface' in reason
     nan = np.full_like(depth, np.nan)
     assert ContainerDetector().locate(nan, xyz) == (None, 'too few valid depth points')
+
+
+def _top_down_depth(*, rim: bool) -> tuple[PinholeCamera, np.ndarray]:
+    """A camera 1.6 m above the ground looking straight down at a bin (or a block).
+
+    With `rim`, a bin whose 30 cm walls are vertical (unseen from straight above): the rim's top
+    at 1.1 m rings the floor at 1.3 m, an item on the floor. Without, a block whose top is at
+    1.3 m: its edges fall away to the ground.
+    """
+    camera = PinholeCamera(fx=550.0, fy=550.0, cx=320.0, cy=240.0, width=640, height=480)
+    depth = np.full((480, 640), 1.6, np.float32)
+    if rim:
+        depth[120:360, 160:480] = 1.1
+    depth[136:344, 176:464] = 1.3
+    if rim:
+        depth[200:260, 250:330] = 1.22
+    return camera, depth
+
+
+def test_floor_inside_a_rim_when_no_wall_plane_is_seen() -> None:
+    """Seen from straight above, a bin's floor is the level surface ringed by its rim.
+
+    The lowest surface (the ground) would otherwise be taken: items would count as inside a
+    container that is the room. A block's top, whose edges fall away, stays an item.
+    """
+    for rim, offset in ((True, 1.3), (False, 1.6)):
+        camera, depth = _top_down_depth(rim=rim)
+        xyz = BackProjector(camera).organized(depth)
+        container, reason = ContainerDetector().locate(depth, xyz)
+        assert container is not None and container.floor is not None, reason
+        assert not container.is_bin
+        assert reason == (RIMMED_FLOOR if rim else 'no wall in view: support surface only')
+        assert float(container.floor.normal @ (0, 0, -1.0)) > 0.999
+        assert container.floor.offset == pytest.approx(offset, abs=0.005)
+
+
+def test_rim_share_counts_rising_points_around_a_patch_seen_whole() -> None:
+    camera, depth = _top_down_depth(rim=True)
+    xyz = BackProjector(camera).organized(depth)
+    cloud = DecimatedCloud.from_depth(depth, xyz, 8)
+    config = ContainerConfig()
+    normal = np.array([0.0, 0.0, -1.0])
+
+    def share(level_m: float, **kwargs) -> float:
+        mask = np.abs(cloud.points[:, 2] - level_m) < 0.004
+        plane = _make_plane(cloud.points[mask].astype(np.float64), normal, level_m)
+        return _rim_share(cloud, mask, plane, config, **kwargs)
+    assert share(1.3) == 1.0          # the floor: the rim and the item rise around it
+    assert share(1.1) == 0.0          # the rim's top: the floor and the ground fall away
+    assert share(1.6) == 0.0          # the ground touches the image border: not seen whole
+    assert share(1.6, whole=False) == 1.0   # the bin rises out of it
+
+
+@pytest.mark.parametrize('seed, reason', [(120173, RIMMED_FLOOR), (120038, 'detected')])
+def test_floor_of_bins_in_the_cell_seen_over_their_rims(cell, seed, reason) -> None:
+    """120173: a bin far below the camera, its walls too steep to fit; 120038: a neighbouring
+    bin's floor at the same height, the ground seen between the two bins (inside the floor's
+    outline, which spans both) lies beyond the rim. Both took the ground for the floor before.
+    """
+    frame = cell.render(seed)
+    _, xyz = cloud_of(frame)
+    container, found = ContainerDetector().locate(frame.depth_m, xyz)
+    assert found == reason
+    normal, offset = frame.floor_plane_cam[:3], frame.floor_plane_cam[3]
+    assert float(container.floor.normal @ normal) > np.cos(np.radians(3))
+    assert container.floor.offset == pytest.approx(offset, abs=0.01)
 
 
 def test_reference_mode(cell) -> None:
