@@ -444,28 +444,29 @@ def _choose_walls(candidates: list[tuple[Plane, np.ndarray]], centre: np.ndarray
     return [w for w, _ in chosen]
 
 
-def assemble_container(planes: Sequence[tuple[Plane, np.ndarray]], points: np.ndarray,
-                       config: ContainerConfig, *, cloud: DecimatedCloud | None = None
-                       ) -> tuple[Container | None, str]:
-    """Choose the floor and walls among extracted planes; return (container, reason).
+def assemble_container(planes: Sequence[tuple[Plane, np.ndarray]], cloud: DecimatedCloud,
+                       config: ContainerConfig) -> tuple[Container | None, str]:
+    """Choose the floor and walls among planes found in `cloud`; return (container, reason).
 
-    A floor faces the camera (within 60 degrees of the optical axis). Its walls are planes within
-    60 degrees of perpendicular to it that rise above it, face the floor's centre (the inner face,
-    which a camera above the bin sees) and come down to the floor's inliers, and nothing may be
-    seen below the floor inside them, unless it lies beyond the rim (_below_only_beyond_rim).
+    The planes' masks index the cloud's points. A floor faces the camera (within 60 degrees of
+    the optical axis). Its walls are planes within 60 degrees of perpendicular to it that rise
+    above it, face the floor's centre (the inner face, which a camera above the bin sees) and
+    come down to the floor's inliers, and nothing may be seen below the floor inside them,
+    unless it lies beyond the rim (_below_only_beyond_rim).
     The floor with the most supporting points wins (the floor counted twice, weighted by the
     squared cosine of how squarely the camera sees it: the camera is assumed to look down);
     a container needs at least one wall (a steep camera sees only one or two of a bin's
     walls; a shelf is a floor and a back wall). When no floor qualifies (items hide it), three
     or more walls that stand around one common vertical make a container without a floor. With
     no wall at all, the best floor alone is returned: the support surface (a table, a conveyor),
-    the lowest level surface in view, unless (given the `cloud` the planes came from) a level
-    surface with things seen below it is ringed by rising points (_rim_share): a bin's floor
-    whose walls are too thin or steep in view to fit, as from a camera high above the bin.
+    the lowest level surface in view, unless a level surface with things seen below it is
+    ringed by rising points (_rim_share): a bin's floor whose walls are too thin or steep in
+    view to fit, as from a camera high above the bin.
     """
     best: tuple[float, Container] | None = None
     surface: tuple[float, Container] | None = None
     rimmed: tuple[float, Container] | None = None
+    points = cloud.points
     for floor, floor_mask in planes:
         if floor.normal[2] > -0.5:
             continue
@@ -495,7 +496,7 @@ def assemble_container(planes: Sequence[tuple[Plane, np.ndarray]], points: np.nd
         ringed = False
         if not chosen and float(np.mean(floor.distance(points) < -2 * config.plane_threshold_m)
                                 ) > 0.05:
-            if cloud is None or _rim_share(cloud, floor_mask, floor, config) < _RIM_SHARE:
+            if _rim_share(cloud, floor_mask, floor, config) < _RIM_SHARE:
                 continue    # a support surface is the lowest one in view
             ringed = True
         # A wall and the floor could swap roles in a corner view, but the floor of a bin seen
@@ -526,7 +527,7 @@ def assemble_container(planes: Sequence[tuple[Plane, np.ndarray]], points: np.nd
     return None, 'no floor with a wall, nor three walls around one vertical, in view'
 
 
-def _below_only_beyond_rim(cloud: DecimatedCloud | None, mask: np.ndarray,
+def _below_only_beyond_rim(cloud: DecimatedCloud, mask: np.ndarray,
                            container: Container, config: ContainerConfig) -> bool:
     """Return True when what is seen below a floor with walls lies beyond its rim.
 
@@ -537,7 +538,7 @@ def _below_only_beyond_rim(cloud: DecimatedCloud | None, mask: np.ndarray,
     an oblique camera may see more squarely than the floor, is smaller than the wall found).
     """
     floor = container.floor
-    if cloud is None or floor is None or not container.walls:
+    if floor is None or not container.walls:
         return False
     if any(w.inliers > floor.inliers or -float(w.normal[2]) > -float(floor.normal[2])
            for w in container.walls):
@@ -747,7 +748,7 @@ class ContainerDetector:
         planes = ransac_planes(cloud, threshold_m=cfg.plane_threshold_m,
                                hypotheses=cfg.ransac_hypotheses, max_planes=cfg.max_planes,
                                min_inliers=min_inliers, rng=self._rng)
-        return assemble_container(planes, cloud.points, cfg, cloud=cloud)
+        return assemble_container(planes, cloud, cfg)
 
     def _track(self, previous: Container, cloud: DecimatedCloud) -> Container | None:
         """Refit last frame's planes on this frame's points; None when one no longer fits."""
