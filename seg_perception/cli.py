@@ -31,6 +31,8 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
                'export a model to ONNX or TorchScript (checked against PyTorch)'),
     'quantize': ('seg_perception.segmentation.quantize_cli',
                  'INT8 post-training quantisation (OpenVINO/NNCF or ONNX Runtime)'),
+    'import-pretrained': ('seg_perception.segmentation.pretrained_import_cli',
+                          'a MobileNetV2 U-Net checkpoint with a pretrained (ONNX) encoder'),
     'prune': ('seg_perception.segmentation.prune_cli',
               'structured channel pruning of a U-Net checkpoint (then fine-tune it)'),
     'bench refine': ('seg_perception.bench.refine_bench',

@@ -2,7 +2,8 @@
 
 Sources, in the order they are recognised:
 
-* ``'default'``: the shipped checkpoint (``default_model_path()``).
+* ``'default'``: the shipped checkpoint (``default_model_path()``); the other names of
+  ``SHIPPED_MODELS`` (``'pretrained_mnv2'``) are shipped beside it.
 * ``'maskrcnn_resnet50_fpn'`` / ``'maskrcnn_resnet50_fpn_v2'`` (optionally ``':DEFAULT'``):
   torchvision's COCO Mask R-CNN as semantic labels + instance ids (see :mod:`.maskrcnn`).
 * a registry architecture name, optionally with ``':DEFAULT'`` (torchvision pretrained weights):
@@ -59,11 +60,16 @@ class Segmenter(Protocol):
         """Return the logits of `batch`."""
 
 
+#: checkpoints shipped in seg_perception/resources/models/<name>.pt: the default model, and the
+#: MobileNetV2 U-Net with a pretrained encoder (better recall on real bins, see docs/training.md)
+SHIPPED_MODELS: tuple[str, ...] = ('default', 'pretrained_mnv2')
+
+
 def known_sources() -> tuple[str, ...]:
     """Return the model names `load_segmenter` accepts besides file paths."""
     from seg_perception.segmentation.maskrcnn import ARCHITECTURES as MASKRCNN
     from seg_perception.segmentation.registry import ARCHITECTURES
-    return ('default',) + tuple(ARCHITECTURES) + tuple(MASKRCNN)
+    return SHIPPED_MODELS + tuple(ARCHITECTURES) + tuple(MASKRCNN)
 
 
 def read_spec(path: str | Path) -> ModelSpec:
@@ -100,10 +106,10 @@ def load_segmenter(source: str, *, device: str | torch.device = 'cpu',
     device = torch.device(device)
     source = str(source)
     name, _, weights = source.partition(':')
-    if source == 'default':
-        path = default_model_path()
+    if source in SHIPPED_MODELS:
+        path = default_model_path(source)
         if not path.is_file():
-            raise ModelLoadError(f'the default model {str(path)!r} is not installed; train one '
+            raise ModelLoadError(f'the {source} model {str(path)!r} is not installed; train one '
                                  '(seg_perception train) or pass a model path or name')
         return _load_checkpoint(path, device, spec_path)
     from seg_perception.segmentation.maskrcnn import ARCHITECTURES as MASKRCNN

@@ -22,7 +22,8 @@ TORCHVISION_ARCHITECTURES: tuple[str, ...] = (
     'lraspp_mobilenet_v3_large',
 )
 #: the project's own architectures
-PROJECT_ARCHITECTURES: tuple[str, ...] = ('unet_small', 'segnet', 'deeplabv3plus_mobilenet')
+PROJECT_ARCHITECTURES: tuple[str, ...] = ('unet_small', 'segnet', 'deeplabv3plus_mobilenet',
+                                          'unet_mobilenetv2')
 #: every name build_model accepts
 ARCHITECTURES: tuple[str, ...] = PROJECT_ARCHITECTURES + TORCHVISION_ARCHITECTURES
 
@@ -99,6 +100,13 @@ def _build_project(arch: str, *, num_classes: int, pretrained: bool, **kwargs: A
                                   'checkpoint path')
         from seg_perception.segmentation.segnet import SegNetSmall
         return SegNetSmall(num_classes=num_classes, **kwargs)
+    if arch == 'unet_mobilenetv2':
+        if pretrained:
+            raise ModelBuildError('unet_mobilenetv2 has no downloadable weights; make a '
+                                  'checkpoint with a pretrained encoder with `seg_perception '
+                                  'import-pretrained` and pass its path')
+        from seg_perception.segmentation.mobilenetv2_unet import MobileNetV2UNet
+        return MobileNetV2UNet(num_classes=num_classes, **kwargs)
     from seg_perception.segmentation.deeplabv3plus import DeepLabV3PlusMobileNet
     if pretrained:
         return _with_download_errors(arch, lambda: DeepLabV3PlusMobileNet(

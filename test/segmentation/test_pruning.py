@@ -5,8 +5,10 @@ from __future__ import annotations
 import pytest
 import torch
 
+from seg_perception.classes import ClassSet
 from seg_perception.cli import main as cli_main
 from seg_perception.segmentation.loader import load_segmenter
+from seg_perception.segmentation.model_spec import ModelSpec, save_checkpoint
 from seg_perception.segmentation.pruning import prune_unet, pruned_widths, PruningError
 from seg_perception.segmentation.registry import build_model
 from seg_perception.segmentation.unet import UNetSmall
@@ -60,8 +62,13 @@ def test_widths_and_refusals():
 
 
 def test_the_cli_writes_a_checkpoint_the_loader_reads(tmp_path):
+    # a U-Net of the shape the session-3..9 default models had (the default is now another arch)
+    source = tmp_path / 'unet.pt'
+    save_checkpoint(source, UNetSmall(num_classes=6, base_width=24, levels=5),
+                    ModelSpec(arch='unet_small', class_set=ClassSet.default(),
+                              input_size=(240, 320), arch_kwargs={'base_width': 24, 'levels': 5}))
     out = tmp_path / 'pruned.pt'
-    assert cli_main(['prune', 'default', '--keep', '0.5', '--out', str(out)]) == 0
+    assert cli_main(['prune', str(source), '--keep', '0.5', '--out', str(out)]) == 0
     segmenter, spec = load_segmenter(str(out), device='cpu')
     assert spec.arch == 'unet_small' and spec.arch_kwargs['widths'] == [12, 24, 48, 96, 192]
     assert segmenter(torch.zeros(1, 3, 64, 80)).shape == (1, 6, 64, 80)

@@ -9,8 +9,8 @@ import torch
 
 from seg_perception.segmentation.registry import ARCHITECTURES, build_model, ModelBuildError
 
-LIGHT = ('unet_small', 'segnet', 'deeplabv3plus_mobilenet', 'deeplabv3_mobilenet_v3_large',
-         'lraspp_mobilenet_v3_large')
+LIGHT = ('unet_small', 'segnet', 'deeplabv3plus_mobilenet', 'unet_mobilenetv2',
+         'deeplabv3_mobilenet_v3_large', 'lraspp_mobilenet_v3_large')
 HEAVY = ('fcn_resnet50', 'deeplabv3_resnet50', 'fcn_resnet101', 'deeplabv3_resnet101')
 
 
