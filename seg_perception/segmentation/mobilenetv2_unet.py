@@ -85,7 +85,7 @@ class MobileNetV2Encoder(nn.Module):
             MOBILENETV2_05_STAGES[i][1] for i in _SKIP_AFTER_STAGE)
 
     def ordered_convolutions(self) -> list[nn.Conv2d]:
-        """The convolutions in the order of the TF graph (stem, first block, then each block)."""
+        """Return the convolutions in the TF graph's order (stem, first block, each block)."""
         return [m for m in self.modules() if isinstance(m, nn.Conv2d)]
 
     def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
