@@ -62,7 +62,7 @@ def test_widths_and_refusals():
 
 
 def test_the_cli_writes_a_checkpoint_the_loader_reads(tmp_path):
-    # a U-Net of the shape the session-3..9 default models had (the default is now another arch)
+    # a U-Net of the default model's shape, made here: the test does not depend on what is shipped
     source = tmp_path / 'unet.pt'
     save_checkpoint(source, UNetSmall(num_classes=6, base_width=24, levels=5),
                     ModelSpec(arch='unet_small', class_set=ClassSet.default(),
