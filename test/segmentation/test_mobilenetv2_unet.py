@@ -104,13 +104,13 @@ def test_cli_refuses_a_bad_output_name_and_writes_nothing(tmp_path, voc_onnx, ca
 
 
 def test_the_shipped_pretrained_model_loads_by_name_and_labels_a_cell_frame():
-    from seg_perception.segmentation.loader import known_sources, load_segmenter
+    from seg_perception.segmentation.engine import EngineConfig, SegmentationEngine
+    from seg_perception.segmentation.loader import known_sources
     from seg_perception.synthetic import SyntheticCell, SyntheticConfig
     assert 'pretrained_mnv2' in known_sources()
-    segmenter, spec = load_segmenter('pretrained_mnv2', device='cpu')
-    assert spec.arch == 'unet_mobilenetv2' and spec.mean == (0.5, 0.5, 0.5)
+    engine = SegmentationEngine(EngineConfig(model='pretrained_mnv2', device='cpu',
+                                             backend='torch'))
+    assert engine.spec.arch == 'unet_mobilenetv2' and engine.spec.mean == (0.5, 0.5, 0.5)
     frame = SyntheticCell(SyntheticConfig(width=320, height=240)).render(100000)
-    x = (torch.from_numpy(frame.rgb).float().div(255).permute(2, 0, 1)[None] - 0.5) / 0.5
-    with torch.inference_mode():
-        labels = segmenter(x).argmax(1)[0].numpy()
+    labels = engine.segment([frame.rgb])[0].labels
     assert (labels == frame.labels).mean() > 0.8  # a trained model, not random weights
