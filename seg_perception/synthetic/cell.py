@@ -37,8 +37,12 @@ class SyntheticCell:
             raise SyntheticConfigError(f'class set lacks a class the cell renders: {exc}') from exc
         self.bank = texture_bank(self.config.texture_seed)
 
-    def render(self, seed: int) -> SyntheticFrame:
-        """Render the frame of `seed` (same seed and config -> bit-identical arrays)."""
+    def render(self, seed: int, *, empty: bool = False) -> SyntheticFrame:
+        """Render the frame of `seed` (same seed and config -> bit-identical arrays).
+
+        With `empty`, the same scene and camera without its items: the empty-container
+        reference frame a user captures before the bin is filled (its sensor noise is its own).
+        """
         if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
             raise ValueError(f'seed must be a non-negative int, got {seed!r}')
         cfg = self.config
@@ -58,6 +62,8 @@ class SyntheticCell:
                              thin_probability=cfg.thin_item_probability)
         if cfg.distractors:
             sample_distractors(rng, surf)
+        if empty:
+            items = []
 
         K = sample_intrinsics(rng, cfg)
         length, width = surf.floor_size_m

@@ -10,9 +10,10 @@ import pytest
 from seg_perception.classes import ClassSet
 from seg_perception.grasp import GraspPipeline, PinholeCamera
 from seg_perception.grasp.backprojection import BackProjector
-from seg_perception.grasp.container import (_make_plane, _rim_share, container_keep_mask,
-                                            ContainerConfig, ContainerDetector, ContainerError,
-                                            DecimatedCloud, RIMMED_FLOOR)
+from seg_perception.grasp.container import (_make_plane, _rim_share, Container,
+                                            container_keep_mask, ContainerConfig,
+                                            ContainerDetector, ContainerError, DecimatedCloud,
+                                            RIMMED_FLOOR)
 from seg_perception.grasp.scenes import DepthScene
 from seg_perception.synthetic import SyntheticCell, SyntheticConfig
 
@@ -66,30 +67,82 @@ def test_floor_plane_within_3_degrees_and_1_cm_on_held_out_tote_frames(cell) -> 
     assert good / checked >= 0.95, f'{good}/{checked} floors right; misses {misses}'
 
 
-def test_detected_container_keeps_items_and_drops_the_tote(cell) -> None:
-    """Where a bin is found, the container step drops the tote's pixels and keeps the items'."""
+def kept_shares(cell, seeds, container_of) -> tuple[float, float]:
+    """Return the shares of item and of tote pixels the container step keeps on tote frames.
+
+    `container_of(seed, frame, camera, xyz)` returns (container, config), or None to skip.
+    """
     kept_item, kept_tote, items, totes = 0, 0, 0, 0
     tote_id = CLASSES.by_name('tote').id
     item_ids = [c.id for c in CLASSES.graspable()]
-    for seed in range(100000, 100040):
+    for seed in seeds:
         frame = cell.render(seed)
         if not frame.in_tote:
             continue
-        _, xyz = cloud_of(frame)
-        detector = ContainerDetector()
-        container, _ = detector.locate(frame.depth_m, xyz)
-        if container is None or not container.is_bin:
+        camera, xyz = cloud_of(frame)
+        found = container_of(seed, frame, camera, xyz)
+        if found is None:
             continue
+        container, config = found
         index = np.flatnonzero(np.isfinite(frame.depth_m))
-        keep = container_keep_mask(container, xyz, frame.depth_m, index, detector.config)
+        keep = container_keep_mask(container, xyz, frame.depth_m, index, config)
         labels = frame.labels.ravel()[index]
         is_item, is_tote = np.isin(labels, item_ids), labels == tote_id
         kept_item += int(np.count_nonzero(keep & is_item))
         kept_tote += int(np.count_nonzero(keep & is_tote))
         items += int(np.count_nonzero(is_item))
         totes += int(np.count_nonzero(is_tote))
-    assert kept_tote / totes < 0.06, 'tote surfaces must not survive the container step'
-    assert kept_item / items > 0.6, 'the container step must keep most item pixels'
+    assert items > 0 and totes > 0
+    return kept_item / items, kept_tote / totes
+
+
+def test_detected_container_keeps_items_and_drops_the_tote(cell) -> None:
+    """Where a bin is found, the container step drops the tote's pixels and keeps the items'."""
+    def detected(seed, frame, camera, xyz):
+        detector = ContainerDetector()
+        container, _ = detector.locate(frame.depth_m, xyz)
+        return (container, detector.config) if container is not None and container.is_bin \
+            else None
+    item_share, tote_share = kept_shares(cell, range(100000, 100040), detected)
+    assert tote_share < 0.06, 'tote surfaces must not survive the container step'
+    # 0.925 measured (0.921 while every floor-outline edge bounded the interior).
+    assert item_share > 0.9, 'the container step must keep most item pixels'
+
+
+def _bin_over_a_hidden_floor(walls: str) -> Container:
+    """A bin 0.6 x 0.4 m whose floor (1 m below a downward camera) shows only a 10 cm patch.
+
+    `walls`: which of the four walls were found ('x' the two at x = +-0.3 m, 'xy' all four).
+    """
+    side = np.linspace(-0.05, 0.05, 11)
+    patch = np.stack(np.meshgrid(side, side), -1).reshape(-1, 2)
+    patch = np.column_stack([patch, np.ones(len(patch))])
+    floor = _make_plane(patch, np.array([0.0, 0.0, -1.0]), 1.0)
+    found = [_make_plane(patch, np.array([-sign, 0.0, 0.0]), 0.3) for sign in (1, -1)]
+    if 'y' in walls:
+        found += [_make_plane(patch, np.array([0.0, -sign, 0.0]), 0.2) for sign in (1, -1)]
+    return Container(floor=floor, walls=tuple(found), source='detected')
+
+
+def test_walls_bound_the_interior_where_items_hide_the_floor() -> None:
+    """A full bin shows little floor: the hull of what is seen is not the bin's edge.
+
+    Where a wall was found it bounds that side; a side without a wall keeps the floor's
+    outline (its wall may be too oblique to see). Before, every outline edge bounded the
+    interior: an item standing 20 cm from the visible patch was cut away.
+    """
+    over_hidden_floor = np.array([[0.2, 0.0, 0.9], [-0.25, 0.0, 0.95], [0.0, 0.15, 0.9]],
+                                 np.float32)
+    boxed = _bin_over_a_hidden_floor('xy')
+    assert boxed.open_floor_edges[0].shape[0] == 0
+    assert boxed.interior(over_hidden_floor, 0.01).tolist() == [True, True, True]
+    beyond = np.array([[0.35, 0.0, 0.9], [0.0, 0.25, 0.9], [0.0, 0.0, 1.02]], np.float32)
+    assert not boxed.interior(beyond, 0.01).any(), 'past a wall or under the floor'
+    half = _bin_over_a_hidden_floor('x')
+    normals, _ = half.open_floor_edges
+    assert normals.shape[0] >= 2 and np.all(np.abs(normals[:, 1]) > np.cos(np.radians(45)))
+    # +-x: the walls bound it; +y: no wall found there, the visible floor's edge does.
+    assert half.interior(over_hidden_floor, 0.01).tolist() == [True, True, False]
 
 
 def test_tracking_follows_the_container_and_reset_forgets_it(cell) -> None:
@@ -219,6 +272,24 @@ def test_reference_mode(cell) -> None:
         detector.set_reference(frame.depth_m.astype(np.float64), xyz)
     with pytest.raises(ContainerError, match='no valid pixel'):
         detector.set_reference(np.full_like(frame.depth_m, np.nan), xyz)
+
+
+def test_reference_mode_keeps_items_and_drops_the_empty_bin(cell) -> None:
+    """Held-out tote frames, each with its own empty-bin frame (same camera, own noise).
+
+    Measured over seeds 100000..100199: 96.9 % of the item pixels kept, 0.06 % of the tote's
+    (96.6 % / 0.03 % while the planes alone bounded the interior: items over the part of the
+    floor out of view or hidden in the empty frame were cut away).
+    """
+    def from_empty_frame(seed, frame, camera, xyz):
+        empty = cell.render(seed, empty=True)
+        detector = ContainerDetector(ContainerConfig(mode='reference'))
+        detector.set_reference(empty.depth_m, BackProjector(camera).organized(empty.depth_m))
+        container, reason = detector.locate(frame.depth_m, xyz)
+        assert reason == 'reference'
+        return container, detector.config
+    item_share, tote_share = kept_shares(cell, range(100000, 100040), from_empty_frame)
+    assert tote_share < 0.005 and item_share > 0.95
 
 
 @pytest.mark.parametrize('kwargs, message', [

@@ -238,3 +238,19 @@ def test_classic_split_renders_without_the_later_randomisation():
     for name in ('clean_camera_probability', 'camouflage_probability', 'thin_item_probability'):
         with pytest.raises(SyntheticConfigError, match=name):
             SyntheticConfig(**{name: 1.5})
+
+
+def test_empty_render_is_the_same_scene_without_its_items(cell):
+    """The empty-bin reference frame: same camera and container, no item pixel."""
+    seed = next(s for s in range(100000, 100050)
+                if (f := cell.render(s)).in_tote and len(f.items) >= 3)
+    full, empty = cell.render(seed), cell.render(seed, empty=True)
+    assert not empty.items and not np.any(empty.instances)
+    item_ids = [c.id for c in cell.class_set.graspable()]
+    assert not np.isin(empty.labels, item_ids).any()
+    np.testing.assert_array_equal(empty.K, full.K)
+    np.testing.assert_array_equal(empty.floor_plane_cam, full.floor_plane_cam)
+    # Where the full frame sees the tote, the empty frame sees it at the same depth.
+    tote = (full.labels == cell.class_set.by_name('tote').id) & np.isfinite(full.depth_m) \
+        & np.isfinite(empty.depth_m)
+    assert np.median(np.abs(full.depth_m[tote] - empty.depth_m[tote])) < 0.005
