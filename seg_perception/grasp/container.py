@@ -83,6 +83,9 @@ class ContainerConfig:
     corner_radius_m: float = 0.025
     #: A tracked plane is kept while this fraction of its previous inliers still fits.
     track_min_fraction: float = 0.5
+    #: In `auto`, fit the floor as a smooth surface (the plane plus a quadratic bend): real
+    #: plastic bins sag and bulge by 1-3 cm, more than the surface margin.
+    floor_bend: bool = True
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -101,6 +104,8 @@ class ContainerConfig:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < low:
                 raise ContainerError(f'{name} must be an int >= {low}, got {value!r}')
+        if not isinstance(self.floor_bend, bool):
+            raise ContainerError(f'floor_bend must be a bool, got {self.floor_bend!r}')
         for name in ('min_plane_fraction', 'track_min_fraction'):
             value = getattr(self, name)
             if not (isinstance(value, (int, float)) and 0 < value < 1):
@@ -134,6 +139,96 @@ class Plane:
 
 
 @dataclass(frozen=True)
+class FloorBend:
+    """How far the floor rises above its plane: a quadratic in the floor's own coordinates.
+
+    w = basis p + shift (2 coordinates in the floor plane, centred on the points it was fitted
+    to); height = c0 + c1 w0 + c2 w1 + c3 w0^2 + c4 w0 w1 + c5 w1^2, clamped to the range it
+    took on those points: a bend is not extrapolated past the floor that was seen.
+    """
+
+    basis: np.ndarray           # (2, 3) float32
+    shift: np.ndarray           # (2,) float32
+    coefficients: np.ndarray    # (6,) float64
+    low_m: float
+    high_m: float
+    residual_m: float           # RMS distance of the fitted points to the bent floor
+
+    def height_at(self, w0: np.ndarray, w1: np.ndarray) -> np.ndarray:
+        """Return the bend (N,) at floor coordinates w0, w1 (N,) float32 (w0 is overwritten)."""
+        c = self.coefficients.astype(np.float32)
+        # c0 + w0 (c1 + c3 w0 + c4 w1) + w1 (c2 + c5 w1): eight passes over contiguous rows.
+        inner = w1 * c[4]
+        inner += c[1]
+        inner += w0 * c[3]
+        w0 *= inner
+        inner = w1 * c[5]
+        inner += c[2]
+        inner *= w1
+        w0 += inner
+        w0 += c[0]
+        return np.clip(w0, np.float32(self.low_m), np.float32(self.high_m), out=w0)
+
+    def height(self, points: np.ndarray) -> np.ndarray:
+        """Return (N,) float32: the bend above the floor plane under points (N, 3)."""
+        w = np.matmul(self.basis, np.asarray(points, np.float32).T) + self.shift[:, None]
+        return self.height_at(w[0], w[1])
+
+    def summary(self) -> dict:
+        """Return a JSON-friendly description."""
+        return {'low_m': round(self.low_m, 5), 'high_m': round(self.high_m, 5),
+                'residual_m': round(self.residual_m, 5)}
+
+
+def fit_floor_bend(points: np.ndarray, container: 'Container', threshold_m: float,
+                   iterations: int = 3, min_points: int = 60) -> FloorBend | None:
+    """Fit a quadratic bend to the floor's points of a decimated cloud (N, 3) float32.
+
+    The floor's points are those within `threshold_m` of the current surface (first the plane,
+    then the bent floor: a sag deeper than the threshold is followed round) and over its
+    outline, inside the walls. The last fit uses the tighter core (half the threshold), as the
+    plane's does, so thin items lying on the floor do not lift it. None with too few points.
+    """
+    floor = container.floor
+    assert floor is not None
+    region = np.ones(points.shape[0], dtype=bool)
+    if floor.outline_m.shape[0] >= 3:
+        region &= container.above_floor_outline(points, -np.float32(threshold_m))
+    for wall in container.walls:
+        region &= wall.distance(points) > -np.float32(threshold_m)
+    height = floor.distance(points).astype(np.float64)
+    chosen = region & (np.abs(height) < threshold_m)
+    if np.count_nonzero(chosen) < min_points:
+        return None
+    normal = floor.normal.astype(np.float64)
+    seed = np.array([1.0, 0.0, 0.0]) if abs(normal[0]) < 0.9 else np.array([0.0, 1.0, 0.0])
+    u = cross3(normal, seed)
+    u /= np.linalg.norm(u)
+    basis = np.stack([u, cross3(normal, u)])                   # (2, 3): floor coordinates
+    origin = points[chosen].astype(np.float64).mean(axis=0)
+    w = (points.astype(np.float64) - origin) @ basis.T          # (N, 2)
+    design = np.column_stack([np.ones(len(w)), w[:, 0], w[:, 1], w[:, 0] ** 2,
+                              w[:, 0] * w[:, 1], w[:, 1] ** 2])
+    coef = np.zeros(6)
+    for k in range(iterations + 1):
+        band = threshold_m if k < iterations else threshold_m / 2
+        if k:
+            chosen = region & (np.abs(height - design @ coef) < band)
+        if np.count_nonzero(chosen) < min_points:
+            return None
+        rows = design[chosen]
+        try:        # the normal equations: w is centred and in metres, so they are well posed
+            coef = np.linalg.solve(rows.T @ rows, rows.T @ height[chosen])
+        except np.linalg.LinAlgError:
+            return None     # the floor's points lie on a line: no bend to fit
+    fitted = design[chosen] @ coef
+    residual = float(np.sqrt(np.mean((height[chosen] - fitted) ** 2)))
+    return FloorBend(basis=basis.astype(np.float32), shift=(-basis @ origin).astype(np.float32),
+                     coefficients=coef, low_m=float(fitted.min()), high_m=float(fitted.max()),
+                     residual_m=residual)
+
+
+@dataclass(frozen=True)
 class Container:
     """The detected container: floor (normal up) and walls (normals inward).
 
@@ -149,6 +244,8 @@ class Container:
     #: Per pixel (reference mode): the empty frame sees the container's inside or its inner
     #: surface along that ray (False: the cell around the bin, a neighbour, the rim's outside).
     reference_inside: np.ndarray | None = field(default=None, repr=False)
+    #: The floor's bend above its plane (auto mode, ContainerConfig.floor_bend).
+    floor_bend: FloorBend | None = None
 
     @property
     def is_bin(self) -> bool:
@@ -182,8 +279,16 @@ class Container:
         # One (N, 3) x (3, K) product for every plane and outline edge: a few hundred
         # microseconds for 100k pixels, where per-plane passes or einsum take milliseconds.
         # (K, N) rows, so the reductions below run along contiguous memory.
+        count = len(normals)
+        bend = self.floor_bend if self.floor is not None else None
+        if bend is not None:        # the floor coordinates ride along in the same product
+            normals += list(bend.basis)
+            offsets += list(bend.shift)
         distances = np.matmul(np.asarray(normals, np.float32), points.T)
         distances += np.asarray(offsets, np.float32)[:, None]
+        if bend is not None:
+            distances[0] -= bend.height_at(distances[count], distances[count + 1])
+            distances = distances[:count]
         keep = distances.min(axis=0) > np.float32(margin_m)
         if corner_radius_m > 0 and len(planes) >= 2:
             close = distances[:len(planes)] < np.float32(corner_radius_m)
@@ -234,6 +339,7 @@ class Container:
         """Return a JSON-friendly description (diagnostics, reports)."""
         return {'source': self.source,
                 'floor': self.floor.summary() if self.floor is not None else None,
+                'floor_bend': self.floor_bend.summary() if self.floor_bend is not None else None,
                 'walls': [w.summary() for w in self.walls]}
 
 
@@ -709,6 +815,7 @@ class ContainerDetector:
         self._rng = np.random.Generator(np.random.PCG64(self.config.seed))
         self._tracked: Container | None = None
         self._reference: Container | None = None
+        self._bend: tuple[tuple, FloorBend | None] | None = None
 
     @property
     def reference(self) -> Container | None:
@@ -718,6 +825,7 @@ class ContainerDetector:
     def reset(self) -> None:
         """Forget the tracked container (a new scene, a camera that moved)."""
         self._tracked = None
+        self._bend = None
 
     def set_reference(self, depth_m: np.ndarray, xyz: np.ndarray) -> Container:
         """Use an empty-container depth frame (float32 metres, NaN invalid) and its cloud.
@@ -768,10 +876,28 @@ class ContainerDetector:
             tracked = self._track(self._tracked, cloud)
             if tracked is not None:
                 self._tracked = tracked
-                return tracked, 'tracked'
+                return self._bent(tracked, cloud), 'tracked'
         container, reason = self._assemble(cloud)
         self._tracked = container
-        return container, reason
+        return (self._bent(container, cloud) if container is not None else None), reason
+
+    def _bent(self, container: Container, cloud: DecimatedCloud) -> Container:
+        """Return the container with its floor's bend (when asked for).
+
+        Fitted to this frame's floor points, or last frame's bend while the floor plane has not
+        moved (a tracked plane that stood still keeps its normal and offset): the bend is the
+        bin's, not the items'.
+        """
+        floor = container.floor
+        if not self.config.floor_bend or floor is None:
+            return container
+        key = (floor.normal.tobytes(), floor.offset)
+        if self._bend is not None and self._bend[0] == key:
+            bend = self._bend[1]
+        else:
+            bend = fit_floor_bend(cloud.points, container, self.config.plane_threshold_m)
+            self._bend = (key, bend)
+        return replace(container, floor_bend=bend) if bend is not None else container
 
     def _decimate(self, depth_m: np.ndarray, xyz: np.ndarray) -> DecimatedCloud | None:
         """Return the decimated cloud of a frame, None when it has too few points to search."""

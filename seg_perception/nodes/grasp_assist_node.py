@@ -143,6 +143,9 @@ PARAMETERS = (
     ParamSpec('container_wall_clearance_m', _CONTAINER.wall_clearance_m,
               'Room between a wall and the cup rim or a finger, beyond the cup radius or half '
               'the gripper opening'),
+    ParamSpec('container_floor_bend', _CONTAINER.floor_bend,
+              "In 'auto', fit the bin's floor as a smooth surface (its plane plus a quadratic "
+              'bend: plastic bins sag and bulge by 1-3 cm) instead of a plane'),
     ParamSpec('diagnostics_period_s', 1.0, 'Period of /diagnostics messages, seconds'),
     ParamSpec('stale_after_s', 3.0,
               'An input (labels, depth, camera_info) silent for this long after it has been '
@@ -158,8 +161,8 @@ _CONFIG_FIELDS = ('graspable_classes', 'erosion_px', 'discontinuity_m', 'min_dep
 RUNTIME_PARAMETERS = frozenset(_CONFIG_FIELDS + (
     'grasp_modes', 'workspace_min', 'workspace_max', 'base_from_camera', 'gravity_direction',
     'target_frame', 'tf_timeout_s', 'container_mode', 'container_surface_margin_m',
-    'container_wall_clearance_m', 'scale_camera_info', 'sync_slop_s', 'max_stamp_jump_s',
-    'stale_after_s'))
+    'container_wall_clearance_m', 'container_floor_bend', 'scale_camera_info', 'sync_slop_s',
+    'max_stamp_jump_s', 'stale_after_s'))
 PARAMETERS = tuple(dataclasses.replace(spec, runtime=spec.name in RUNTIME_PARAMETERS)
                    for spec in PARAMETERS)
 
@@ -252,7 +255,8 @@ def container_config_from_parameters(p: dict[str, Any]) -> ContainerConfig:
     """Build the container step's configuration (ContainerConfig validates it)."""
     return ContainerConfig(mode=p['container_mode'],
                            surface_margin_m=float(p['container_surface_margin_m']),
-                           wall_clearance_m=float(p['container_wall_clearance_m']))
+                           wall_clearance_m=float(p['container_wall_clearance_m']),
+                           floor_bend=p['container_floor_bend'])
 
 
 class GraspAssistNode(Node):

@@ -143,6 +143,10 @@ class SyntheticCell:
         rgb = compose_rgb(rng, bank, albedo, gain, highlight, light.colour, noise=cfg.rgb_noise,
                           effects=effects)
         depth = r.z
+        if surf.tote and cfg.floor_sag_m > 0:
+            depth = sag_floor(depth, r, surf, R_cw, t_cw,
+                              np.random.Generator(np.random.PCG64([int(seed), 2]))
+                              .uniform(-cfg.floor_sag_m, cfg.floor_sag_m))
         if cfg.depth_noise:
             depth = degrade_depth(rng, bank, depth, bag_spec)
         truths = tuple(self._truth(item, r, instances, R_cw, t_cw, top_fid.get(index, 0),
@@ -270,6 +274,31 @@ class SyntheticCell:
                          top_face_center_cam=centre, top_face_normal_cam=normal / np.linalg.norm(
                              normal), top_face_polygon_cam=local @ R.T + t,
                          top_face_size_m=top_size, visible_fraction=float(visible))
+
+
+def sag_floor(depth: np.ndarray, r: Rasteriser, surf, R_cw: np.ndarray, t_cw: np.ndarray,
+              sag_m: float) -> np.ndarray:
+    """Return depth with the tote's floor bent by `sag_m` at its centre, zero at its edges.
+
+    Everything over the floor rides the bend (the items lie on it): each such pixel rises by
+    s = sag cos(pi x / L) cos(pi y / W) at its world floor coordinates, moving along its ray
+    (first order in the bend's slope, exact at its crest). Only depth changes: colour and
+    labels stay those of the flat cell.
+    """
+    valid = np.isfinite(depth)
+    rows, cols = np.nonzero(valid)
+    z = depth[rows, cols].astype(np.float64)
+    rays = np.column_stack([r.ray_x[cols], r.ray_y[rows], np.ones_like(z)])
+    world = (rays * z[:, None] - t_cw) @ R_cw          # R_cw^T (p_c - t_cw), row-wise
+    length, width = surf.floor_size_m
+    over = (np.abs(world[:, 0]) < length / 2) & (np.abs(world[:, 1]) < width / 2) \
+        & (world[:, 2] < surf.wall_height_m)
+    height = sag_m * np.cos(np.pi * world[over, 0] / length) \
+        * np.cos(np.pi * world[over, 1] / width)
+    slope = rays[over] @ R_cw[:, 2]
+    out = depth.copy()
+    out[rows[over], cols[over]] = (z[over] + height / slope).astype(np.float32)
+    return out
 
 
 def camouflage_items(rng: np.random.Generator, albedo: np.ndarray, labels: np.ndarray,

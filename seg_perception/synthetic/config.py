@@ -37,6 +37,10 @@ class SyntheticConfig:
     camouflage_probability: float = 0.3      # tote frames with 1-3 items coloured like the tote
     thin_item_probability: float = 0.15      # cylinders that are thin rods (wires, handles)
     texture_seed: int = 0                    # seed of the texture bank (fixed per cell)
+    #: Largest bend of a tote's floor in metres (up or down, zero at its edges; drawn per
+    #: frame from its own stream). Real plastic totes sag and bulge by 1-3 cm; off (0) by
+    #: default so every figure measured on the cell before stays as it was.
+    floor_sag_m: float = 0.0
 
     def __post_init__(self) -> None:
         if not (16 <= self.width <= 4096 and 16 <= self.height <= 4096):
@@ -52,6 +56,8 @@ class SyntheticConfig:
             value = getattr(self, name)
             if not 0.0 <= value <= 1.0:
                 raise SyntheticConfigError(f'{name} {value} not in 0..1')
+        if not 0.0 <= self.floor_sag_m <= 0.1:
+            raise SyntheticConfigError(f'floor_sag_m {self.floor_sag_m} not in 0..0.1')
         lo, hi = self.fx_range_px
         if not 50.0 <= lo <= hi:
             raise SyntheticConfigError(f'fx_range_px {self.fx_range_px} must be ordered, >= 50')

@@ -254,3 +254,16 @@ def test_empty_render_is_the_same_scene_without_its_items(cell):
     tote = (full.labels == cell.class_set.by_name('tote').id) & np.isfinite(full.depth_m) \
         & np.isfinite(empty.depth_m)
     assert np.median(np.abs(full.depth_m[tote] - empty.depth_m[tote])) < 0.005
+
+
+def test_floor_sag_moves_only_the_depth_of_what_lies_in_the_tote(cell):
+    """A sagging floor changes the depth over the floor, never colour or labels."""
+    seed = next(s for s in range(100000, 100050) if cell.render(s).in_tote)
+    flat = SyntheticCell(SyntheticConfig(depth_noise=False)).render(seed)
+    bent = SyntheticCell(SyntheticConfig(depth_noise=False, floor_sag_m=0.03)).render(seed)
+    np.testing.assert_array_equal(bent.rgb, flat.rgb)
+    np.testing.assert_array_equal(bent.labels, flat.labels)
+    moved = np.abs(bent.depth_m - flat.depth_m)
+    assert 0.001 < np.nanmax(moved) < 0.06
+    with pytest.raises(SyntheticConfigError, match='floor_sag_m'):
+        SyntheticConfig(floor_sag_m=0.2)
