@@ -37,7 +37,7 @@ from seg_perception.adaptation.styles import StyledCell, STYLES
 from seg_perception.evaluation.offline import evaluate_synthetic, evaluation_engine, \
     predict_labels
 from seg_perception.grasp.container import ContainerConfig, ContainerError
-from seg_perception.segmentation.model_spec import default_model_path, load_checkpoint, \
+from seg_perception.segmentation.model_spec import load_checkpoint, model_file, \
     save_checkpoint
 from seg_perception.training import distributed
 from seg_perception.training.augment import AugmentConfig
@@ -91,7 +91,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     p.add_argument('--single-item-class', default=None, metavar='NAME',
                    help="label every item with this class instead of the model's vote")
     m = parser.add_argument_group('model and training')
-    m.add_argument('--model', default='default', help="'default' or a checkpoint .pt")
+    m.add_argument('--model', default='default',
+                   help="a shipped model ('default', 'pretrained_mnv2') or a checkpoint .pt")
     m.add_argument('--iterations', type=int, default=600)
     m.add_argument('--time-budget-min', type=float, default=None)
     m.add_argument('--batch-size', type=int, default=8, help='per process under torchrun')
@@ -251,7 +252,7 @@ def main(args: argparse.Namespace) -> int:
     torch.manual_seed(args.seed)
     out, work = _check_args(args)
     crop = _parse_crop(args.crop)
-    model_path = default_model_path() if args.model == 'default' else Path(args.model)
+    model_path = model_file(args.model)
     model, spec = load_checkpoint(model_path)
     device = 'cuda' if args.device == 'auto' and torch.cuda.is_available() else (
         'cpu' if args.device == 'auto' else args.device)
@@ -345,8 +346,7 @@ def _finish(args: argparse.Namespace, out: Path, work: Path, trainer: Trainer,
     write_png(work / 'pseudo_labels.png', pseudo_label_strip(labelled['samples'],
                                                              spec.class_set))
     val_rgb = [p[0] for p in labelled['pairs'][-n_val:][:SAMPLE_FRAMES]]
-    model0, _ = load_checkpoint(default_model_path() if args.model == 'default'
-                                else Path(args.model))
+    model0, _ = load_checkpoint(model_file(args.model))
     rgb = np.stack(val_rgb)
     labels_before = predict_labels(evaluation_engine(model0, spec, device=device), rgb)
     labels_after = predict_labels(evaluation_engine(copy.deepcopy(best), spec, device=device),

@@ -26,7 +26,7 @@ from seg_perception.evaluation.offline import EVAL_SEED_START, evaluate_syntheti
 from seg_perception.evaluation.online import add_bag_arguments, run_bag
 from seg_perception.segmentation.backends import BACKENDS
 from seg_perception.segmentation.engine import SegmentationEngine
-from seg_perception.segmentation.model_spec import default_model_path
+from seg_perception.segmentation.model_spec import model_file
 
 
 def _add_synthetic_arguments(parser: argparse.ArgumentParser) -> None:
@@ -133,8 +133,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Add the evaluate subcommand's options."""
     parser.formatter_class = argparse.ArgumentDefaultsHelpFormatter
     parser.add_argument('--model', default='default',
-                        help="'default', a registry name, or a .pt/.ts/.onnx/.xml file with its "
-                             '.json sidecar')
+                        help="a shipped model ('default', 'pretrained_mnv2'), a registry name, "
+                             'or a .pt/.ts/.onnx/.xml file with its .json sidecar')
     parser.add_argument('--mode', choices=tuple(MODES) + BAG_MODES + (FRAMES_MODE,),
                         default='synthetic')
     parser.add_argument('--out', type=Path, default=Path('build/eval/synthetic'),
@@ -163,7 +163,7 @@ def main(args: argparse.Namespace) -> int:
         return _run_frames(args)
     if args.device == 'auto':
         args.device = 'cuda' if torch.cuda.is_available() else 'cpu'
-    path = default_model_path() if args.model == 'default' else Path(args.model)
+    path = model_file(args.model)
     engine = evaluation_engine(args.model, device=args.device, backend=args.backend)
     spec = engine.spec
     _, runner = MODES[args.mode]

@@ -72,10 +72,8 @@ def labels_topic_for(image_topic: str) -> str:
 def model_class_set(model: str) -> ClassSet:
     """Return the class set a model predicts, without loading its weights."""
     from seg_perception.segmentation.loader import read_spec
-    from seg_perception.segmentation.model_spec import default_model_path
-    if model == 'default':
-        return read_spec(default_model_path().with_suffix('.json')).class_set
-    path = Path(model)
+    from seg_perception.segmentation.model_spec import model_file
+    path = model_file(model)
     if path.suffix and path.with_suffix('.json').is_file():
         return read_spec(path.with_suffix('.json')).class_set
     return ClassSet.default()

@@ -37,6 +37,7 @@ from seg_perception.segmentation.model_spec import (
     ModelLoadError,
     ModelSpec,
     ModelSpecError,
+    SHIPPED_MODELS,
 )
 
 __all__ = ['ModelLoadError', 'Segmenter', 'load_segmenter', 'known_sources', 'read_spec',
@@ -58,11 +59,6 @@ class Segmenter(Protocol):
 
     def __call__(self, batch: torch.Tensor) -> torch.Tensor:
         """Return the logits of `batch`."""
-
-
-#: checkpoints shipped in seg_perception/resources/models/<name>.pt: the default model, and the
-#: MobileNetV2 U-Net with a pretrained encoder (better recall on real bins, see docs/training.md)
-SHIPPED_MODELS: tuple[str, ...] = ('default', 'pretrained_mnv2')
 
 
 def known_sources() -> tuple[str, ...]:

@@ -27,6 +27,9 @@ IMAGENET_MEAN: tuple[float, float, float] = (0.485, 0.456, 0.406)
 IMAGENET_STD: tuple[float, float, float] = (0.229, 0.224, 0.225)
 INPUT_LAYOUTS = ('NCHW', 'NHWC')
 DEFAULT_MODEL_NAME = 'default'
+#: checkpoints shipped in seg_perception/resources/models/<name>.pt: the default model, and the
+#: MobileNetV2 U-Net with a pretrained encoder (better recall on real bins, see docs/training.md)
+SHIPPED_MODELS: tuple[str, ...] = (DEFAULT_MODEL_NAME, 'pretrained_mnv2')
 
 
 class ModelLoadError(RuntimeError):
@@ -247,3 +250,12 @@ def default_model_path(name: str = DEFAULT_MODEL_NAME, suffix: str = '.pt') -> P
     """Return the path of a model shipped in seg_perception/resources/models/<name><suffix>."""
     ref = resources.files('seg_perception.resources') / 'models' / f'{name}{suffix}'
     return Path(str(ref))
+
+
+def model_file(source: str | Path) -> Path:
+    """Return the checkpoint a model argument names: a shipped model's file, else the path.
+
+    Every CLI that reads a checkpoint (train --init, quantize, evaluate, adapt) takes the shipped
+    names as `load_segmenter` does.
+    """
+    return default_model_path(str(source)) if str(source) in SHIPPED_MODELS else Path(source)

@@ -226,8 +226,8 @@ def source_digest(source: str) -> str | None:
     Kept in the INT8 sidecar, so a quantised copy of the default model is known to be stale once
     the default model is retrained.
     """
-    from seg_perception.segmentation.model_spec import default_model_path
-    path = default_model_path() if source == 'default' else Path(source)
+    from seg_perception.segmentation.model_spec import model_file
+    path = model_file(source)
     if not path.is_file():
         return None
     return hashlib.sha256(path.read_bytes()).hexdigest()

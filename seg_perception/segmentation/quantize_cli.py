@@ -16,8 +16,9 @@ from seg_perception.segmentation.quantize import CALIBRATIONS, quantize_model
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Add the quantisation options to `parser`."""
-    parser.add_argument('model', help="'default', a registry name, a .pt checkpoint or an fp32 "
-                                      '.onnx file with its sidecar')
+    parser.add_argument('model', help="a shipped model ('default', 'pretrained_mnv2'), a "
+                                      'registry name, a .pt checkpoint or an fp32 .onnx file '
+                                      'with its sidecar')
     parser.add_argument('--calibration', choices=CALIBRATIONS, default='synthetic',
                         help='where calibration frames come from (synthetic cell, training '
                              'seeds; no labels needed)')

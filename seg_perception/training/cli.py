@@ -25,7 +25,7 @@ import torch
 from torch.utils.data import Subset
 
 from seg_perception.classes import ClassSet
-from seg_perception.segmentation.model_spec import default_model_path, load_checkpoint, \
+from seg_perception.segmentation.model_spec import load_checkpoint, model_file, \
     ModelSpec
 from seg_perception.segmentation.registry import ARCHITECTURES, build_model
 from seg_perception.training import datasets as ds
@@ -73,7 +73,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                    help="initial weights for --arch: 'DEFAULT' (torchvision pretrained) or a "
                         'state_dict path')
     m.add_argument('--init', default=None, metavar='CHECKPOINT',
-                   help="fine-tune from a checkpoint (.pt with .json sidecar) or 'default'; "
+                   help='fine-tune from a checkpoint (.pt with .json sidecar) or a shipped model '
+                        "('default', 'pretrained_mnv2'); "
                         'its arch, input size and normalisation are used; layers whose shape '
                         'differs (a new class set) are re-initialised')
     m.add_argument('--classes', default=None, metavar='YAML',
@@ -139,7 +140,7 @@ def _init_model(args: argparse.Namespace) -> tuple[torch.nn.Module, ModelSpec, l
     base_spec = None
     base_model = None
     if args.init:
-        path = default_model_path() if args.init == 'default' else Path(args.init)
+        path = model_file(args.init)
         base_model, base_spec = load_checkpoint(path)
     class_set = ClassSet.from_yaml(args.classes) if args.classes else (
         base_spec.class_set if base_spec else ClassSet.default())

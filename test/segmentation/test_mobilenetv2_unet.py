@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -114,3 +115,23 @@ def test_the_shipped_pretrained_model_loads_by_name_and_labels_a_cell_frame():
     frame = SyntheticCell(SyntheticConfig(width=320, height=240)).render(100000)
     labels = engine.segment([frame.rgb])[0].labels
     assert (labels == frame.labels).mean() > 0.8  # a trained model, not random weights
+
+
+def test_every_checkpoint_cli_takes_the_shipped_names():
+    """train --init, quantize, evaluate and adapt read checkpoints through model_file."""
+    import argparse
+    from seg_perception.evaluation.online import model_class_set
+    from seg_perception.segmentation.model_spec import default_model_path, model_file
+    from seg_perception.segmentation.quantize import source_digest
+    from seg_perception.training.cli import _init_model
+    assert model_file('pretrained_mnv2') == default_model_path('pretrained_mnv2')
+    assert model_file('default') == default_model_path()
+    assert model_file('build/x.pt') == Path('build/x.pt')
+    assert source_digest('pretrained_mnv2') is not None
+    assert source_digest('pretrained_mnv2') != source_digest('default')
+    assert [c.name for c in model_class_set('pretrained_mnv2')][:2] == ['background', 'tote']
+    args = argparse.Namespace(init='pretrained_mnv2', classes=None, arch='unet_small',
+                              arch_arg=[], input_size=None, model_name='m', out=Path('m'),
+                              weights=None)
+    model, spec, _ = _init_model(args)
+    assert spec.arch == 'unet_mobilenetv2' and spec.mean == (0.5, 0.5, 0.5)
