@@ -720,6 +720,9 @@ class GraspAssistNode(Node):
         if container is not None:
             values['floor_residual_m'] = (container.floor.residual_m if container.floor
                                           else 'floor hidden')
+            bend = container.floor_bend
+            values['floor_bend_m'] = (f'{bend.low_m:+.4f}..{bend.high_m:+.4f} (residual '
+                                      f'{bend.residual_m:.4f})' if bend is not None else 'none')
             values['walls'] = len(container.walls)
             values['wall_residuals_m'] = ' '.join(f'{w.residual_m:.4f}' for w in container.walls)
         if status.found:

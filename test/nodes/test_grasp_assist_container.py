@@ -71,6 +71,7 @@ def test_auto_mode_keeps_candidates_off_the_tote(ros_probe, tote_frame) -> None:
         status = container_status(diagnostics)
         assert int(status['removed_pixels']) > 1000 and status['level'] == DiagnosticStatus.OK
         assert float(status['floor_residual_m']) < 0.01
+        assert status['floor_bend_m'] != 'none', 'auto fits the floor with its bend'
         assert proc.is_running()
 
 

@@ -53,6 +53,7 @@ def client(running_node, ros_probe) -> ParameterClient:
     ('max_stamp_jump_s', 0.0, 'max_stamp_jump_s'),
     ('stale_after_s', -1.0, 'stale_after_s'),
     ('container_mode', 'magic', 'magic'),
+    ('container_floor_bend', 1, 'type'),            # an integer for a bool
     ('target_frame', '/base_link', 'leading /'),
     ('depth_topic', 'other/depth', 'restart'),
     ('qos_reliability', 'best_effort', 'restart'),
@@ -99,6 +100,12 @@ def test_good_values_take_effect_on_the_next_frame(client, running_node, ros_pro
     got = stamped(candidates, 13).candidates
     assert got and min(c.score for c in got) >= floor and len(got) < len(before)
     assert client.set_value('min_score', 0.1).successful
+    # The container step's floor model: a plane, then the bent floor again.
+    assert client.set_value('container_floor_bend', False).successful
+    assert client.value('container_floor_bend') is False
+    feeder.send(frame, 14)
+    assert stamped(candidates, 14).candidates
+    assert client.set_value('container_floor_bend', True).successful
     assert running_node.is_running()
     assert 'parameters changed: min_score' in running_node.output
 
