@@ -77,6 +77,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         "('default', 'pretrained_mnv2'); "
                         'its arch, input size and normalisation are used; layers whose shape '
                         'differs (a new class set) are re-initialised')
+    m.add_argument('--freeze', action='append', default=[], metavar='PREFIX',
+                   help='keep the parameters whose names start with PREFIX as initialised '
+                        "(repeatable; e.g. 'encoder.' for an encoder pretrained on photographs)")
     m.add_argument('--classes', default=None, metavar='YAML',
                    help='class set YAML (default: the package class set, or the --init one)')
     m.add_argument('--input-size', type=parse_size, default=None, metavar='HxW',
@@ -220,6 +223,12 @@ def main(args: argparse.Namespace) -> int:
     if args.init:
         print(f'initialised from {args.init}; re-initialised {len(skipped)} tensors'
               f'{": " + ", ".join(skipped[:6]) if skipped else ""}', flush=True)
+    names = [name for name, _ in model.named_parameters()]
+    for prefix in args.freeze:      # said before the pools are rendered, not minutes later
+        if not prefix or not any(name.startswith(prefix) for name in names):
+            tops = ', '.join(sorted({name.split('.')[0] + '.' for name in names}))
+            raise TrainCliError(f'--freeze {prefix!r} names no parameter of {spec.arch} '
+                                f'(its parameters start with {tops})')
     if args.crop and (args.crop[0] > spec.input_size[0] or args.crop[1] > spec.input_size[1]):
         raise TrainCliError(f'--crop {args.crop[0]}x{args.crop[1]} is larger than the input size '
                             f'{spec.input_size[0]}x{spec.input_size[1]}')
@@ -246,10 +255,10 @@ def main(args: argparse.Namespace) -> int:
                          warmup_iterations=args.warmup, val_every=args.val_every,
                          log_every=args.log_every, seed=args.seed, threads=args.threads,
                          device=args.device, dice_weight=args.dice_weight, augment=augment,
-                         precision=args.precision,
+                         precision=args.precision, frozen_prefixes=tuple(args.freeze),
                          time_budget_s=None if args.time_budget_min is None
                          else args.time_budget_min * 60.0)
-    extra = {'command': command, 'data': args.data, 'init': args.init,
+    extra = {'command': command, 'data': args.data, 'init': args.init, 'frozen': args.freeze,
              'class_weights': None if weights is None else weights.tolist(),
              'prerender_seconds': round(prerender_s, 1)}
     if args.data == 'synthetic':

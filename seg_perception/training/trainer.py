@@ -67,6 +67,10 @@ class TrainConfig:
     channels_last: bool = True  # ~10x faster convolution backward on CPU (oneDNN)
     precision: str = 'fp32'  # autocast of forward + loss; weights and optimizer stay fp32
     time_budget_s: float | None = None  # stop (and finish the LR decay) after this much training
+    #: Parameters whose names start with one of these stay as initialised (not optimised): a
+    #: feature extractor pretrained on real photographs keeps what it learnt there while the
+    #: rest learns from synthetic frames (Hinterstoisser et al., 2018).
+    frozen_prefixes: tuple[str, ...] = ()
     augment: AugmentConfig = field(default_factory=AugmentConfig)
 
     def __post_init__(self) -> None:
@@ -85,6 +89,9 @@ class TrainConfig:
                                 f'{self.precision!r}')
         if self.time_budget_s is not None and not self.time_budget_s > 0:
             raise TrainingError(f'time_budget_s must be > 0, got {self.time_budget_s}')
+        if any(not isinstance(p, str) or not p for p in self.frozen_prefixes):
+            raise TrainingError(f'frozen_prefixes must be non-empty names, got '
+                                f'{self.frozen_prefixes!r}')
 
 
 def resolve_precision(precision: str, device: torch.device) -> torch.dtype | None:
@@ -176,7 +183,7 @@ class Trainer:
         self.criterion = SegmentationLoss(
             num_classes=spec.num_classes, class_weights=class_weights,
             dice_weight=config.dice_weight).to(self.device)
-        self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=config.lr,
+        self.optimizer = torch.optim.AdamW(self._trainable(config.frozen_prefixes), lr=config.lr,
                                            weight_decay=config.weight_decay)
         self.train_seconds = 0.0
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(
@@ -192,6 +199,26 @@ class Trainer:
         lut[list(spec.class_set.ids)] = list(spec.class_set.ids)
         self.label_lut = lut
         self._seed_rngs()
+
+    def _trainable(self, frozen: tuple[str, ...]) -> list[nn.Parameter]:
+        """Freeze the parameters named by `frozen` prefixes; return the others."""
+        named = list(self.model.named_parameters())
+        for prefix in frozen:
+            if not any(name.startswith(prefix) for name, _ in named):
+                raise TrainingError(f'frozen prefix {prefix!r} names no parameter of the model '
+                                    f'(e.g. {named[0][0]!r})')
+        trainable = []
+        for name, param in named:
+            if name.startswith(frozen):
+                param.requires_grad_(False)
+            else:
+                trainable.append(param)
+        if not trainable:
+            raise TrainingError('every parameter is frozen: nothing to train')
+        if frozen:
+            self.log(f'frozen: {len(named) - len(trainable)} of {len(named)} parameter tensors '
+                     f'({", ".join(frozen)})')
+        return trainable
 
     def _seed_rngs(self, iteration: int | None = None) -> None:
         """Seed batch sampling and augmentation; per rank, so ranks draw different batches.

@@ -73,3 +73,11 @@ def test_a_crop_larger_than_the_input_is_refused(tmp_path: Path, capsys):
     rc = cli_main(['train', *TINY, '--crop', '64x64', '--out', str(tmp_path / 'x')])
     assert rc == 1
     assert 'larger than the input size' in capsys.readouterr().err
+
+
+def test_a_freeze_prefix_that_names_nothing_is_refused_before_rendering(tmp_path: Path, capsys):
+    rc = cli_main(['train', *TINY, '--freeze', 'encoder.', '--out', str(tmp_path / 'x')])
+    assert rc == 1
+    err = capsys.readouterr().err
+    assert "--freeze 'encoder.' names no parameter of unet_small" in err and 'down.' in err
+    assert not (tmp_path / 'x').exists()

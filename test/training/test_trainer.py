@@ -125,3 +125,22 @@ def test_bad_config_is_rejected():
         TrainConfig(schedule='step')
     with pytest.raises(TrainingError, match='iterations'):
         TrainConfig(iterations=0)
+
+
+def test_frozen_parameters_stay_as_initialised_and_the_rest_learns(tmp_path: Path, frames):
+    """--freeze: a pretrained part keeps its weights; the optimiser sees only the others."""
+    trainer = _trainer(tmp_path, frames, iterations=10, frozen_prefixes=('down.',))
+    before = {n: p.detach().clone() for n, p in trainer.model.named_parameters()}
+    trainer.fit()
+    frozen = [n for n in before if n.startswith('down.')]
+    assert frozen and len(frozen) < len(before)
+    for name, param in trainer.model.named_parameters():
+        changed = not torch.equal(param.detach(), before[name])
+        assert changed == (not name.startswith('down.')) or param.numel() == 0, name
+    with pytest.raises(TrainingError, match='names no parameter'):
+        _trainer(tmp_path / 'x', frames, iterations=1, frozen_prefixes=('encoder.',))
+    with pytest.raises(TrainingError, match='every parameter is frozen'):
+        _trainer(tmp_path / 'y', frames, iterations=1,
+                 frozen_prefixes=('stem.', 'down.', 'up.', 'head.'))
+    with pytest.raises(TrainingError, match='non-empty'):
+        TrainConfig(frozen_prefixes=('',))
