@@ -300,11 +300,11 @@ class Container:
         """Return the floor outline's edges (E, 3), (E,) on the sides no wall plane bounds.
 
         The outline is the hull of the floor the camera sees, and in a full bin items hide most
-        of it: bounding the interior by every edge cut away the items standing over the hidden
-        floor (10 % of the item pixels of held-out synthetic totes) and leaning on the flared
-        walls. Where a wall was found, the wall is the bound: an edge is dropped when a wall's
-        inward normal, projected on the floor, lies within 45 degrees of the edge's (the wall
-        on that side of a four-sided bin). Sides whose wall was not found keep their edges.
+        of it: its edges cut away the items standing over the hidden floor (10 % of the item
+        pixels of held-out synthetic totes). Where a wall was found, the wall is the bound: an
+        edge is dropped when a wall's inward normal, projected on the floor, lies within 45
+        degrees of the edge's (the wall on that side of a four-sided bin). Sides whose wall was
+        not found keep their edges: without them 13 % of the tote's pixels would pass, not 1.4 %.
         """
         assert self.floor is not None
         edge_normals, edge_offsets = self.floor.outline_edges
