@@ -20,6 +20,8 @@ import torch
 from torch import nn
 import torch.nn.functional as F
 
+from seg_perception.segmentation.unet import conv_bn_relu
+
 #: (expansion, output channels, repeats, first stride) of MobileNetV2 at depth multiplier 0.5,
 #: as in the TF-Hub DeepLabV3 MobileNetV2 0.5 (after its 3->16 stem and 16->8 first block)
 MOBILENETV2_05_STAGES: tuple[tuple[int, int, int, int], ...] = (
@@ -98,17 +100,12 @@ class MobileNetV2Encoder(nn.Module):
         return features
 
 
-def _conv_bn_relu(in_ch: int, out_ch: int, kernel: int = 3) -> nn.Sequential:
-    return nn.Sequential(nn.Conv2d(in_ch, out_ch, kernel, padding=kernel // 2, bias=False),
-                         nn.BatchNorm2d(out_ch), nn.ReLU(inplace=True))
-
-
 class _Up(nn.Module):
     """Upsample the deeper features and fuse them with the skip by one 3x3 convolution."""
 
     def __init__(self, deep_ch: int, skip_ch: int, out_ch: int) -> None:
         super().__init__()
-        self.fuse = _conv_bn_relu(deep_ch + skip_ch, out_ch)
+        self.fuse = conv_bn_relu(deep_ch + skip_ch, out_ch)
 
     def forward(self, deep: torch.Tensor, skip: torch.Tensor) -> torch.Tensor:
         deep = F.interpolate(deep, size=skip.shape[-2:], mode='bilinear', align_corners=False)
@@ -139,7 +136,7 @@ class MobileNetV2UNet(nn.Module):
         ch = self.encoder.channels  # strides 2, 4, 8, 16, 32
         self.context = nn.Sequential(nn.AdaptiveAvgPool2d(1),
                                      nn.Conv2d(ch[4], context_channels, 1), nn.ReLU(inplace=True))
-        self.deep = _conv_bn_relu(ch[4] + context_channels, widths[0], kernel=1)
+        self.deep = conv_bn_relu(ch[4] + context_channels, widths[0], kernel=1)
         deep_widths = [widths[0]] + widths[:-1]
         self.up = nn.ModuleList(_Up(deep_widths[i], ch[3 - i], widths[i]) for i in range(4))
         self.head = nn.Conv2d(widths[-1], num_classes, 1)

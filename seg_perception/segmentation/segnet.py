@@ -15,7 +15,7 @@ import torch
 from torch import nn
 import torch.nn.functional as F
 
-from seg_perception.segmentation.unet import _conv_bn_relu
+from seg_perception.segmentation.unet import conv_bn_relu
 
 
 class SegNetConfigError(ValueError):
@@ -24,8 +24,8 @@ class SegNetConfigError(ValueError):
 
 def _stack(in_ch: int, out_ch: int, convs: int, *, stride: int = 1) -> nn.Sequential:
     """Return `convs` 3x3 conv + BN + ReLU layers from in_ch to out_ch (the first strided)."""
-    return nn.Sequential(*(_conv_bn_relu(in_ch if i == 0 else out_ch, out_ch,
-                                         stride=stride if i == 0 else 1)
+    return nn.Sequential(*(conv_bn_relu(in_ch if i == 0 else out_ch, out_ch,
+                                        stride=stride if i == 0 else 1)
                            for i in range(convs)))
 
 
@@ -68,8 +68,8 @@ class SegNetSmall(nn.Module):
         # decoder[j] undoes encoder[levels - 1 - j]: unpool, then back to the level above's width
         self.decoder = nn.ModuleList(
             nn.Sequential(_stack(widths[i], widths[i], convs_per_level - 1),
-                          _conv_bn_relu(widths[i], widths[max(i - 1, 0)]))
-            if convs_per_level > 1 else _conv_bn_relu(widths[i], widths[max(i - 1, 0)])
+                          conv_bn_relu(widths[i], widths[max(i - 1, 0)]))
+            if convs_per_level > 1 else conv_bn_relu(widths[i], widths[max(i - 1, 0)])
             for i in reversed(range(levels)))
         self.pool = nn.MaxPool2d(2, stride=2, ceil_mode=True, return_indices=True)
         self.unpool = nn.MaxUnpool2d(2, stride=2)

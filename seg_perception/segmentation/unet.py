@@ -20,9 +20,12 @@ class UNetConfigError(ValueError):
     """Raised when a U-Net is asked for with invalid hyper-parameters."""
 
 
-def _conv_bn_relu(in_ch: int, out_ch: int, *, stride: int = 1,
-                  separable: bool = False) -> nn.Module:
-    """Return a 3x3 convolution (plain or depthwise-separable) + BatchNorm + ReLU."""
+def conv_bn_relu(in_ch: int, out_ch: int, *, stride: int = 1, separable: bool = False,
+                 kernel: int = 3) -> nn.Module:
+    """Return a convolution (plain, or a depthwise-separable 3x3) + BatchNorm + ReLU.
+
+    Shared by the U-Nets here and in mobilenetv2_unet (the same layer keys: 0 conv, 1 norm).
+    """
     if separable and in_ch > 3:
         return nn.Sequential(
             nn.Conv2d(in_ch, in_ch, 3, stride=stride, padding=1, groups=in_ch, bias=False),
@@ -33,7 +36,7 @@ def _conv_bn_relu(in_ch: int, out_ch: int, *, stride: int = 1,
             nn.ReLU(inplace=True),
         )
     return nn.Sequential(
-        nn.Conv2d(in_ch, out_ch, 3, stride=stride, padding=1, bias=False),
+        nn.Conv2d(in_ch, out_ch, kernel, stride=stride, padding=kernel // 2, bias=False),
         nn.BatchNorm2d(out_ch),
         nn.ReLU(inplace=True),
     )
@@ -46,8 +49,8 @@ class _Down(nn.Module):
         super().__init__()
         self.block = nn.Sequential(
             nn.MaxPool2d(2, ceil_mode=True),
-            _conv_bn_relu(in_ch, out_ch, separable=separable),
-            _conv_bn_relu(out_ch, out_ch, separable=separable),
+            conv_bn_relu(in_ch, out_ch, separable=separable),
+            conv_bn_relu(out_ch, out_ch, separable=separable),
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -64,7 +67,7 @@ class _Up(nn.Module):
             nn.BatchNorm2d(skip_ch),
             nn.ReLU(inplace=True),
         )
-        self.fuse = _conv_bn_relu(2 * skip_ch, out_ch, separable=separable)
+        self.fuse = conv_bn_relu(2 * skip_ch, out_ch, separable=separable)
 
     def forward(self, deep: torch.Tensor, skip: torch.Tensor) -> torch.Tensor:
         deep = F.interpolate(self.reduce(deep), size=skip.shape[-2:], mode='bilinear',
@@ -101,8 +104,8 @@ class UNetSmall(nn.Module):
                                                           for i in range(levels)]
         self.widths = tuple(widths)
         self.stem = nn.Sequential(
-            _conv_bn_relu(in_channels, widths[0], stride=2),
-            _conv_bn_relu(widths[0], widths[0], separable=separable),
+            conv_bn_relu(in_channels, widths[0], stride=2),
+            conv_bn_relu(widths[0], widths[0], separable=separable),
         )
         self.down = nn.ModuleList(
             _Down(widths[i], widths[i + 1], separable=separable) for i in range(levels - 1))
