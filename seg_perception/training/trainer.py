@@ -169,6 +169,8 @@ class Trainer:
         self.memory_format = torch.channels_last if config.channels_last \
             else torch.contiguous_format
         self.model = self.model.to(memory_format=self.memory_format)
+        # Frozen before any DistributedDataParallel wrap, which registers what needs gradients.
+        trainable = self._trainable(config.frozen_prefixes)
         #: what the training step runs: the model, or its DistributedDataParallel wrapper
         #: (gradients averaged over the ranks); validation and checkpoints use the bare model.
         self.net: nn.Module = self.model
@@ -183,7 +185,7 @@ class Trainer:
         self.criterion = SegmentationLoss(
             num_classes=spec.num_classes, class_weights=class_weights,
             dice_weight=config.dice_weight).to(self.device)
-        self.optimizer = torch.optim.AdamW(self._trainable(config.frozen_prefixes), lr=config.lr,
+        self.optimizer = torch.optim.AdamW(trainable, lr=config.lr,
                                            weight_decay=config.weight_decay)
         self.train_seconds = 0.0
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(
