@@ -74,8 +74,10 @@ def test_the_train_cli_runs_unchanged_under_torchrun(tmp_path: Path):
                         '--arch-arg', 'base_width=8', '--arch-arg', 'levels=3',
                         '--iterations', '2', '--val-every', '2', '--batch-size', '2',
                         '--no-augment', '--cache-dir', str(tmp_path / 'cache'),
+                        '--freeze', 'down.',      # frozen parameters under the DDP wrap
                         '--out', str(out)], Path(__file__).resolve().parents[2])
     assert result.returncode == 0, result.stderr[-3000:]
     assert result.stdout.count('done: 2 iterations') == 1
     assert json.loads((out / 'metrics.json').read_text())['extra']['world_size'] == 2
+    assert json.loads((out / 'best.json').read_text())['extra']['frozen'] == ['down.']
     assert (out / 'best.pt').is_file() and not list(out.glob('*.tmp'))
