@@ -200,11 +200,7 @@ def fit_floor_bend(points: np.ndarray, container: 'Container', threshold_m: floa
     chosen = region & (np.abs(height) < threshold_m)
     if np.count_nonzero(chosen) < min_points:
         return None
-    normal = floor.normal.astype(np.float64)
-    seed = np.array([1.0, 0.0, 0.0]) if abs(normal[0]) < 0.9 else np.array([0.0, 1.0, 0.0])
-    u = cross3(normal, seed)
-    u /= np.linalg.norm(u)
-    basis = np.stack([u, cross3(normal, u)])                   # (2, 3): floor coordinates
+    basis = _plane_basis(floor.normal.astype(np.float64))      # (2, 3): floor coordinates
     origin = points[chosen].astype(np.float64).mean(axis=0)
     w = (points.astype(np.float64) - origin) @ basis.T          # (N, 2)
     design = np.column_stack([np.ones(len(w)), w[:, 0], w[:, 1], w[:, 0] ** 2,
@@ -221,7 +217,7 @@ def fit_floor_bend(points: np.ndarray, container: 'Container', threshold_m: floa
             coef = np.linalg.solve(rows.T @ rows, rows.T @ height[chosen])
         except np.linalg.LinAlgError:
             return None     # the floor's points lie on a line: no bend to fit
-    fitted = design[chosen] @ coef
+    fitted = rows @ coef
     residual = float(np.sqrt(np.mean((height[chosen] - fitted) ** 2)))
     return FloorBend(basis=basis.astype(np.float32), shift=(-basis @ origin).astype(np.float32),
                      coefficients=coef, low_m=float(fitted.min()), high_m=float(fitted.max()),
@@ -410,12 +406,17 @@ def _core_fit(points: np.ndarray, threshold_m: float) -> tuple[np.ndarray, float
     return normal, offset
 
 
-def _outline(points: np.ndarray, normal: np.ndarray, offset: float) -> np.ndarray:
-    """Return the convex hull (K, 3) of points projected onto their plane."""
+def _plane_basis(normal: np.ndarray) -> np.ndarray:
+    """Return (2, 3): two orthonormal directions spanning the plane of unit `normal`."""
     seed = np.array([1.0, 0.0, 0.0]) if abs(normal[0]) < 0.9 else np.array([0.0, 1.0, 0.0])
     u = cross3(normal, seed)
     u /= np.linalg.norm(u)
-    v = cross3(normal, u)
+    return np.stack([u, cross3(normal, u)])
+
+
+def _outline(points: np.ndarray, normal: np.ndarray, offset: float) -> np.ndarray:
+    """Return the convex hull (K, 3) of points projected onto their plane."""
+    u, v = _plane_basis(normal)
     uv = np.column_stack([points @ u, points @ v]).astype(np.float32)
     hull = cv2.convexHull(uv)
     hull = cv2.approxPolyDP(hull, 0.005, True).reshape(-1, 2).astype(float)
