@@ -33,7 +33,7 @@ from seg_perception.training import distributed
 from seg_perception.training.augment import AugmentConfig, NO_AUGMENT
 from seg_perception.training.losses import class_weights_from_counts
 from seg_perception.training.trainer import load_matching_weights, PRECISIONS, SCHEDULES, \
-    STATE_FILE, TrainConfig, Trainer
+    STATE_FILE, TrainConfig, Trainer, unmatched_prefix
 
 
 class TrainCliError(ValueError):
@@ -223,12 +223,12 @@ def main(args: argparse.Namespace) -> int:
     if args.init:
         print(f'initialised from {args.init}; re-initialised {len(skipped)} tensors'
               f'{": " + ", ".join(skipped[:6]) if skipped else ""}', flush=True)
-    names = [name for name, _ in model.named_parameters()]
-    for prefix in args.freeze:      # said before the pools are rendered, not minutes later
-        if not prefix or not any(name.startswith(prefix) for name in names):
-            tops = ', '.join(sorted({name.split('.')[0] + '.' for name in names}))
-            raise TrainCliError(f'--freeze {prefix!r} names no parameter of {spec.arch} '
-                                f'(its parameters start with {tops})')
+    missing = unmatched_prefix(model, args.freeze)  # said before the pools are rendered
+    if missing is not None:
+        tops = ', '.join(sorted({name.split('.')[0] + '.'
+                                 for name, _ in model.named_parameters()}))
+        raise TrainCliError(f'--freeze {missing!r} names no parameter of {spec.arch} '
+                            f'(its parameters start with {tops})')
     if args.crop and (args.crop[0] > spec.input_size[0] or args.crop[1] > spec.input_size[1]):
         raise TrainCliError(f'--crop {args.crop[0]}x{args.crop[1]} is larger than the input size '
                             f'{spec.input_size[0]}x{spec.input_size[1]}')

@@ -16,7 +16,7 @@ import math
 from pathlib import Path
 import sys
 import time
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 import torch
@@ -92,6 +92,12 @@ class TrainConfig:
         if any(not isinstance(p, str) or not p for p in self.frozen_prefixes):
             raise TrainingError(f'frozen_prefixes must be non-empty names, got '
                                 f'{self.frozen_prefixes!r}')
+
+
+def unmatched_prefix(model: nn.Module, prefixes: Sequence[str]) -> str | None:
+    """Return the first of `prefixes` that starts no parameter name of `model` (None: all do)."""
+    names = [name for name, _ in model.named_parameters()]
+    return next((p for p in prefixes if not p or not any(n.startswith(p) for n in names)), None)
 
 
 def resolve_precision(precision: str, device: torch.device) -> torch.dtype | None:
@@ -205,10 +211,10 @@ class Trainer:
     def _trainable(self, frozen: tuple[str, ...]) -> list[nn.Parameter]:
         """Freeze the parameters named by `frozen` prefixes; return the others."""
         named = list(self.model.named_parameters())
-        for prefix in frozen:
-            if not any(name.startswith(prefix) for name, _ in named):
-                raise TrainingError(f'frozen prefix {prefix!r} names no parameter of the model '
-                                    f'(e.g. {named[0][0]!r})')
+        missing = unmatched_prefix(self.model, frozen)
+        if missing is not None:
+            raise TrainingError(f'frozen prefix {missing!r} names no parameter of the model '
+                                f'(e.g. {named[0][0]!r})')
         trainable = []
         for name, param in named:
             if name.startswith(frozen):
