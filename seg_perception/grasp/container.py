@@ -138,13 +138,26 @@ class Plane:
                 'residual_m': round(float(self.residual_m), 5)}
 
 
+#: Cell of the grid the seen floor's relief is kept on.
+_RELIEF_CELL_M = 0.01
+#: The seen floor's relief (ribs, feet, dents, a local sag) is averaged over about a suction
+#: cup's footprint (Gaussian sigma): finer relief than a cup's does not decide what stands on the
+#: floor, and averaging a few dozen decimated points takes the sensor's noise out.
+_RELIEF_SIGMA_M = 0.015
+#: A relief grid has at most this many cells a side (a floor seen over several metres gets
+#: coarser cells, not a huge grid).
+_RELIEF_MAX_CELLS = 256
+
+
 @dataclass(frozen=True)
 class FloorBend:
-    """How far the floor rises above its plane: a quadratic in the floor's own coordinates.
+    """How far the floor rises above its plane: a bend of the whole floor plus its relief.
 
-    w = basis p + shift (2 coordinates in the floor plane, centred on the points it was fitted
-    to); height = c0 + c1 w0 + c2 w1 + c3 w0^2 + c4 w0 w1 + c5 w1^2, clamped to the range it
-    took on those points: a bend is not extrapolated past the floor that was seen.
+    The bend is a quadratic in the floor's own coordinates w = basis p + shift (centred on the
+    points it was fitted to): c0 + c1 w0 + c2 w1 + c3 w0^2 + c4 w0 w1 + c5 w1^2, clamped to the
+    range it took on those points (it is not extrapolated past the floor that was seen). The
+    relief is what the seen floor adds to it around each cell of a grid over w (ribs, feet,
+    dents); it fades to nothing where little floor is seen (under items).
     """
 
     basis: np.ndarray           # (2, 3) float32
@@ -153,11 +166,24 @@ class FloorBend:
     low_m: float
     high_m: float
     residual_m: float           # RMS distance of the fitted points to the bent floor
+    relief: np.ndarray          # (rows, cols) float32 metres; cell (i, j) is centred on
+    relief_origin: np.ndarray   # (2,) float32 w of cell (0, 0), + (i, j) * relief_cell_m
+    relief_cell_m: float
+    relief_m: float             # RMS of the relief over the cells where the floor is seen
 
-    def height_at(self, w0: np.ndarray, w1: np.ndarray) -> np.ndarray:
-        """Return the bend (N,) at floor coordinates w0, w1 (N,) float32 (w0 is overwritten)."""
+    @cached_property
+    def relief_range_m(self) -> tuple[float, float]:
+        """Return the lowest and highest relief (metres): outside it no lookup can matter."""
+        return float(self.relief.min()), float(self.relief.max())
+
+    def bend_at(self, w0: np.ndarray, w1: np.ndarray, offset_m: float = 0.0) -> np.ndarray:
+        """Return the clamped quadratic bend plus `offset_m` (N,) at floor coordinates w0, w1.
+
+        (N,) float32 each; w0 is overwritten with the result.
+        """
         c = self.coefficients.astype(np.float32)
-        # c0 + w0 (c1 + c3 w0 + c4 w1) + w1 (c2 + c5 w1): eight passes over contiguous rows.
+        # c0 + w0 (c1 + c3 w0 + c4 w1) + w1 (c2 + c5 w1): eight passes over contiguous rows;
+        # the offset rides in c0 and the clamp's bounds.
         inner = w1 * c[4]
         inner += c[1]
         inner += w0 * c[3]
@@ -166,28 +192,80 @@ class FloorBend:
         inner += c[2]
         inner *= w1
         w0 += inner
-        w0 += c[0]
-        return np.clip(w0, np.float32(self.low_m), np.float32(self.high_m), out=w0)
+        w0 += c[0] + np.float32(offset_m)
+        return np.clip(w0, np.float32(self.low_m + offset_m), np.float32(self.high_m + offset_m),
+                       out=w0)
+
+    def relief_at(self, w0: np.ndarray, w1: np.ndarray) -> np.ndarray:
+        """Return the relief (N,) at floor coordinates w0, w1 (N,): its nearest cell's value.
+
+        A point beyond the grid takes its edge cell.
+        """
+        rows, cols = self.relief.shape
+        scale = np.float32(1.0 / self.relief_cell_m)
+        i = (w0 - self.relief_origin[0]) * scale + np.float32(0.5)
+        j = (w1 - self.relief_origin[1]) * scale + np.float32(0.5)
+        np.clip(i, np.float32(0), np.float32(rows - 0.01), out=i)
+        np.clip(j, np.float32(0), np.float32(cols - 0.01), out=j)
+        index = i.astype(np.int32)
+        index *= cols
+        index += j.astype(np.int32)
+        return self.relief.ravel().take(index)
+
+    def height_at(self, w0: np.ndarray, w1: np.ndarray) -> np.ndarray:
+        """Return the bend plus relief (N,) at floor coordinates w0, w1 (N,) float32."""
+        relief = self.relief_at(w0, w1)
+        out = self.bend_at(w0, w1)
+        out += relief
+        return out
 
     def height(self, points: np.ndarray) -> np.ndarray:
-        """Return (N,) float32: the bend above the floor plane under points (N, 3)."""
+        """Return (N,) float32: the floor's height above its plane under points (N, 3)."""
         w = np.matmul(self.basis, np.asarray(points, np.float32).T) + self.shift[:, None]
         return self.height_at(w[0], w[1])
 
     def summary(self) -> dict:
         """Return a JSON-friendly description."""
         return {'low_m': round(self.low_m, 5), 'high_m': round(self.high_m, 5),
-                'residual_m': round(self.residual_m, 5)}
+                'residual_m': round(self.residual_m, 5), 'relief_m': round(self.relief_m, 5)}
+
+
+def _quadratic_design(w: np.ndarray) -> np.ndarray:
+    """Return the (N, 6) design matrix 1, w0, w1, w0^2, w0 w1, w1^2 of floor coordinates (N, 2)."""
+    return np.column_stack([np.ones(len(w)), w[:, 0], w[:, 1], w[:, 0] ** 2,
+                            w[:, 0] * w[:, 1], w[:, 1] ** 2])
+
+
+def _relief(cells: np.ndarray, residual: np.ndarray, shape: tuple[int, int],
+            sigma_cells: float) -> np.ndarray:
+    """Return (rows, cols) float64: the mean residual of the floor points around each cell.
+
+    A Gaussian-weighted mean (normalised convolution) that fades to 0 where fewer points are
+    seen than half as many as around the best-seen cell: under items the quadratic alone holds.
+    """
+    size = shape[0] * shape[1]
+    total = np.bincount(cells, weights=residual, minlength=size).reshape(shape)
+    count = np.bincount(cells, minlength=size).astype(np.float64).reshape(shape)
+    ksize = 2 * int(np.ceil(3 * sigma_cells)) + 1
+    total, count = (cv2.GaussianBlur(image, (ksize, ksize), sigma_cells,
+                                     borderType=cv2.BORDER_CONSTANT) for image in (total, count))
+    full = max(0.5 * float(count.max()), 1e-12)
+    return total / np.maximum(count, full)
 
 
 def fit_floor_bend(points: np.ndarray, container: 'Container', threshold_m: float,
                    iterations: int = 3, min_points: int = 60) -> FloorBend | None:
-    """Fit a quadratic bend to the floor's points of a decimated cloud (N, 3) float32.
+    """Fit the floor's bend and relief to the floor's points of a decimated cloud (N, 3) float32.
 
     The floor's points are those within `threshold_m` of the current surface (first the plane,
     then the bent floor: a sag deeper than the threshold is followed round) and over its
     outline, inside the walls. The last fit uses the tighter core (half the threshold), as the
-    plane's does, so thin items lying on the floor do not lift it. None with too few points.
+    plane's does, so thin items lying on the floor do not lift it. Then the relief: the floor
+    points' mean distance to the quadratic around each cell, in two rounds (the points within
+    the threshold of the bent floor, then within half of it of bend plus relief). A real bin's
+    floor has ribs, feet and dents a few millimetres high that no quadratic follows, and an
+    item 8 mm thick on a rib 5 mm high stands 13 mm above the bend: past the surface margin.
+    None with too few points.
     """
     floor = container.floor
     assert floor is not None
@@ -203,8 +281,7 @@ def fit_floor_bend(points: np.ndarray, container: 'Container', threshold_m: floa
     basis = _plane_basis(floor.normal.astype(np.float64))      # (2, 3): floor coordinates
     origin = points[chosen].astype(np.float64).mean(axis=0)
     w = (points.astype(np.float64) - origin) @ basis.T          # (N, 2)
-    design = np.column_stack([np.ones(len(w)), w[:, 0], w[:, 1], w[:, 0] ** 2,
-                              w[:, 0] * w[:, 1], w[:, 1] ** 2])
+    design = _quadratic_design(w)
     coef = np.zeros(6)
     for k in range(iterations + 1):
         band = threshold_m if k < iterations else threshold_m / 2
@@ -218,10 +295,33 @@ def fit_floor_bend(points: np.ndarray, container: 'Container', threshold_m: floa
         except np.linalg.LinAlgError:
             return None     # the floor's points lie on a line: no bend to fit
     fitted = rows @ coef
-    residual = float(np.sqrt(np.mean((height[chosen] - fitted) ** 2)))
+    low, high = float(fitted.min()), float(fitted.max())
+    # The relief grid spans the floor seen, and a relief's reach beyond it.
+    pad = 3 * _RELIEF_SIGMA_M
+    w_low = w[chosen].min(axis=0) - pad
+    extent = w[chosen].max(axis=0) + pad - w_low
+    cell = max(_RELIEF_CELL_M, float(extent.max()) / _RELIEF_MAX_CELLS)
+    shape = tuple(int(n) for n in np.ceil(extent / cell).astype(int) + 1)
+    bend = np.clip(design @ coef, low, high)                    # (N,) at the points
+    index = np.clip(np.floor((w - w_low) / cell + 0.5).astype(np.int64), 0,
+                    np.array(shape) - 1)
+    cells = index[:, 0] * shape[1] + index[:, 1]
+    relief = np.zeros(shape)
+    for band in (threshold_m, threshold_m / 2):
+        near = region & (np.abs(height - bend - relief.ravel()[cells]) < band)
+        if np.count_nonzero(near) < min_points:
+            break
+        chosen = near
+        relief = _relief(cells[chosen], (height - bend)[chosen], shape, _RELIEF_SIGMA_M / cell)
+    surface = bend + relief.ravel()[cells]
+    residual = float(np.sqrt(np.mean((height[chosen] - surface[chosen]) ** 2)))
+    seen = np.zeros(shape[0] * shape[1], dtype=bool)
+    seen[cells[chosen]] = True
     return FloorBend(basis=basis.astype(np.float32), shift=(-basis @ origin).astype(np.float32),
-                     coefficients=coef, low_m=float(fitted.min()), high_m=float(fitted.max()),
-                     residual_m=residual)
+                     coefficients=coef, low_m=low, high_m=high, residual_m=residual,
+                     relief=relief.astype(np.float32), relief_origin=w_low.astype(np.float32),
+                     relief_cell_m=cell,
+                     relief_m=float(np.sqrt(np.mean(relief.ravel()[seen] ** 2))))
 
 
 @dataclass(frozen=True)
@@ -282,11 +382,26 @@ class Container:
             offsets += list(bend.shift)
         distances = np.matmul(np.asarray(normals, np.float32), points.T)
         distances += np.asarray(offsets, np.float32)[:, None]
+        low = high = 0.0
         if bend is not None:
-            distances[0] -= bend.height_at(distances[count], distances[count + 1])
+            w0, w1 = distances[count], distances[count + 1]
             distances = distances[:count]
+            # The floor's distance with the relief at its lowest first: the relief can only
+            # take points away from there, and only those kept and within its range of the
+            # margin look it up (two passes over the row instead of a gather of every point).
+            low, high = bend.relief_range_m
+            distances[0] -= bend.bend_at(w0, w1, offset_m=low)
         keep = distances.min(axis=0) > np.float32(margin_m)
+        if bend is not None and high > low:
+            floor = distances[0]
+            near = np.flatnonzero(keep & (floor <= np.float32(margin_m + high - low)))
+            if near.size:
+                # (w0 now holds the bend: the few coordinates needed are computed again)
+                w = np.matmul(bend.basis, np.take(points, near, axis=0).T) + bend.shift[:, None]
+                floor[near] += np.float32(low) - bend.relief_at(w[0], w[1])
+                keep[near] = floor[near] > np.float32(margin_m)
         if corner_radius_m > 0 and len(planes) >= 2:
+            # (the fillet's test takes the relief where it was looked up, its lowest elsewhere)
             close = distances[:len(planes)] < np.float32(corner_radius_m)
             keep &= close.sum(axis=0, dtype=np.int8) < 2
         return keep

@@ -320,6 +320,39 @@ def test_floor_bend_follows_a_sagging_floor_and_is_not_extrapolated() -> None:
     assert bent.interior(item, 0.01).tolist() == [True]
 
 
+def test_floor_relief_sets_the_margin_from_the_floor_under_a_point() -> None:
+    """A ribbed floor (5 mm ribs 20 cm apart, which no quadratic follows): the relief does.
+
+    8 mm above a rib crest is on the floor (within the 1 cm margin), 12 mm above a trough is
+    an item; measured from the bend alone, the first stands 13 mm above it, the second 7 mm.
+    """
+    x, y = np.meshgrid(np.linspace(-0.3, 0.3, 61), np.linspace(-0.2, 0.2, 41))
+    rib = 0.005 * np.cos(2 * np.pi * x / 0.2)                         # up = towards camera
+    points = np.column_stack([x.ravel(), y.ravel(), 1.0 - rib.ravel()]).astype(np.float32)
+    floor = _make_plane(points.astype(np.float64), np.array([0.0, 0.0, -1.0]), 1.0)
+    walls = tuple(_make_plane(points.astype(np.float64), np.array([-sign, 0.0, 0.0]), 0.3)
+                  for sign in (1, -1))
+    container = Container(floor=floor, walls=walls, source='detected')
+    bend = fit_floor_bend(points, container, 0.008)
+    assert bend is not None and bend.relief_m > 0.003 and bend.residual_m < 0.0015
+    centre = np.abs(x.ravel()) < 0.15                                # away from the grid's edge
+    error = bend.height(points) - rib.ravel()
+    assert np.abs(error[centre]).max() < 0.0015, 'the relief follows the ribs'
+    on_crest = np.array([[0.0, 0.0, 1.0 - 0.005 - 0.008]], np.float32)
+    in_trough = np.array([[0.1, 0.0, 1.0 + 0.005 - 0.012]], np.float32)
+    bent = Container(floor=floor, walls=walls, source='detected', floor_bend=bend)
+    assert bent.interior(on_crest, 0.01).tolist() == [False]
+    assert bent.interior(in_trough, 0.01).tolist() == [True]
+    # Only points near the margin look the relief up: the result is the full lookup's.
+    rng = np.random.default_rng(0)     # over the floor's outline, between the walls
+    cloud = np.column_stack([rng.uniform(-0.25, 0.25, 5000), rng.uniform(-0.15, 0.15, 5000),
+                             rng.uniform(0.96, 1.01, 5000)])
+    cloud = cloud.astype(np.float32)
+    full = (floor.distance(cloud) - bend.height(cloud)) > np.float32(0.01)
+    full &= np.all(np.stack([w.distance(cloud) for w in walls]) > np.float32(0.01), axis=0)
+    assert np.array_equal(bent.interior(cloud, 0.01), full)
+
+
 def test_floor_bend_drops_a_sagging_floor_and_keeps_the_items(cell) -> None:
     """Held-out tote frames whose floors bend by up to 2.5 cm (SyntheticConfig.floor_sag_m).
 
