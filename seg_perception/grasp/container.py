@@ -166,8 +166,8 @@ class FloorBend:
     low_m: float
     high_m: float
     residual_m: float           # RMS distance of the fitted points to the bent floor
-    relief: np.ndarray          # (rows, cols) float32 metres; cell (i, j) is centred on
-    relief_origin: np.ndarray   # (2,) float32 w of cell (0, 0), + (i, j) * relief_cell_m
+    relief: np.ndarray          # (rows, cols) float32 metres
+    relief_origin: np.ndarray   # (2,) float32: cell (i, j) is centred on w = this + (i, j) cell
     relief_cell_m: float
     relief_m: float             # RMS of the relief over the cells where the floor is seen
 
@@ -201,16 +201,8 @@ class FloorBend:
 
         A point beyond the grid takes its edge cell.
         """
-        rows, cols = self.relief.shape
-        scale = np.float32(1.0 / self.relief_cell_m)
-        i = (w0 - self.relief_origin[0]) * scale + np.float32(0.5)
-        j = (w1 - self.relief_origin[1]) * scale + np.float32(0.5)
-        np.clip(i, np.float32(0), np.float32(rows - 0.01), out=i)
-        np.clip(j, np.float32(0), np.float32(cols - 0.01), out=j)
-        index = i.astype(np.int32)
-        index *= cols
-        index += j.astype(np.int32)
-        return self.relief.ravel().take(index)
+        return self.relief.ravel().take(
+            _relief_cells(w0, w1, self.relief_origin, self.relief_cell_m, self.relief.shape))
 
     def height_at(self, w0: np.ndarray, w1: np.ndarray) -> np.ndarray:
         """Return the bend plus relief (N,) at floor coordinates w0, w1 (N,) float32."""
@@ -228,6 +220,24 @@ class FloorBend:
         """Return a JSON-friendly description."""
         return {'low_m': round(self.low_m, 5), 'high_m': round(self.high_m, 5),
                 'residual_m': round(self.residual_m, 5), 'relief_m': round(self.relief_m, 5)}
+
+
+def _relief_cells(w0: np.ndarray, w1: np.ndarray, origin: np.ndarray, cell_m: float,
+                  shape: tuple[int, int]) -> np.ndarray:
+    """Return the flat index (N,) int32 of the relief cell nearest each floor coordinate pair.
+
+    One mapping for the fit and the lookups; a point beyond the grid takes its edge cell.
+    """
+    rows, cols = shape
+    scale = np.float32(1.0 / cell_m)
+    i = (w0 - origin[0]) * scale + np.float32(0.5)
+    j = (w1 - origin[1]) * scale + np.float32(0.5)
+    np.clip(i, np.float32(0), np.float32(rows - 0.01), out=i)
+    np.clip(j, np.float32(0), np.float32(cols - 0.01), out=j)
+    index = i.astype(np.int32)
+    index *= cols
+    index += j.astype(np.int32)
+    return index
 
 
 def _quadratic_design(w: np.ndarray) -> np.ndarray:
@@ -303,9 +313,9 @@ def fit_floor_bend(points: np.ndarray, container: 'Container', threshold_m: floa
     cell = max(_RELIEF_CELL_M, float(extent.max()) / _RELIEF_MAX_CELLS)
     shape = tuple(int(n) for n in np.ceil(extent / cell).astype(int) + 1)
     bend = np.clip(design @ coef, low, high)                    # (N,) at the points
-    index = np.clip(np.floor((w - w_low) / cell + 0.5).astype(np.int64), 0,
-                    np.array(shape) - 1)
-    cells = index[:, 0] * shape[1] + index[:, 1]
+    w_low = w_low.astype(np.float32)
+    w32 = w.astype(np.float32)
+    cells = _relief_cells(w32[:, 0], w32[:, 1], w_low, cell, shape)
     relief = np.zeros(shape)
     for band in (threshold_m, threshold_m / 2):
         near = region & (np.abs(height - bend - relief.ravel()[cells]) < band)
@@ -319,7 +329,7 @@ def fit_floor_bend(points: np.ndarray, container: 'Container', threshold_m: floa
     seen[cells[chosen]] = True
     return FloorBend(basis=basis.astype(np.float32), shift=(-basis @ origin).astype(np.float32),
                      coefficients=coef, low_m=low, high_m=high, residual_m=residual,
-                     relief=relief.astype(np.float32), relief_origin=w_low.astype(np.float32),
+                     relief=relief.astype(np.float32), relief_origin=w_low,
                      relief_cell_m=cell,
                      relief_m=float(np.sqrt(np.mean(relief.ravel()[seen] ** 2))))
 
