@@ -78,7 +78,11 @@ def test_problems_are_counted_per_camera_and_camera_info_follows_the_labels(ros_
             left_info.publish(info)   # as drivers do: one CameraInfo per frame
             left.publish(frame)
             labels.wait_for(i + 1, timeout_s=60.0)
-        got = infos.wait_for(1, timeout_s=10.0)
+        # The info goes out right after its labels, on another topic: wait for the last one.
+        assert wait_until(lambda: any((m.header.stamp.sec, m.header.stamp.nanosec) == (302, 777)
+                                      for m in list(infos.messages)), 10.0), [
+            m.header.stamp for m in infos.messages]
+        got = list(infos.messages)
         stamps = {(m.header.stamp.sec, m.header.stamp.nanosec) for m in labels.messages}
         for m in got:
             assert (m.header.stamp.sec, m.header.stamp.nanosec) in stamps
@@ -86,7 +90,7 @@ def test_problems_are_counted_per_camera_and_camera_info_follows_the_labels(ros_
             assert m.header.frame_id == 'left_optical_frame'
             np.testing.assert_allclose(m.k, [300.0, 0.0, 159.5, 0.0, 305.0, 119.5, 0, 0, 1])
             np.testing.assert_allclose(m.p[3], -15.0)   # Tx scales with fx
-        assert (got[-1].header.stamp.sec, got[-1].header.stamp.nanosec) == (302, 777)
+        assert (got[-1].header.stamp.sec, got[-1].header.stamp.nanosec) == (302, 777)   # in order
 
         # Malformed frames on the right camera only, one at a time (newest-frame mailbox).
         for count, (reason, msg) in enumerate(_malformed(), start=1):
