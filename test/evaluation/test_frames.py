@@ -113,6 +113,26 @@ def test_arc2017_frames_folder(shared_data: Path, tmp_path: Path) -> None:
         assert 0.01 < share < 0.8, frame.stem          # items, but not the whole frame
 
 
+def test_arc2017_glass_is_not_scored_unless_depth_sees_an_item(shared_data: Path) -> None:
+    """The hand-traced glass outline of each bin view is unscored, except depth-found items."""
+    from seg_perception.evaluation.arc2017 import GLASS_OUTLINES_PX, load_frame, outline_mask
+    for stem, outline in GLASS_OUTLINES_PX.items():
+        frame = load_frame(shared_data, stem)
+        glass = outline_mask(outline, frame['items'].shape)
+        assert 3000 < glass.sum() < 30000, stem              # a wine glass, not the frame
+        assert not (glass & frame['scored'] & ~frame['items']).any(), stem
+        assert (glass & frame['items']).any(), stem          # the scissors / what depth sees
+
+
+def test_outline_mask_fills_the_polygon_and_its_margin() -> None:
+    from seg_perception.evaluation.arc2017 import outline_mask
+    square = ((10, 10), (29, 10), (29, 19), (10, 19))      # x, y
+    inner = outline_mask(square, (40, 50), margin_px=0)
+    assert inner.sum() == 20 * 10 and inner[10:20, 10:30].all()
+    grown = outline_mask(square, (40, 50), margin_px=2)
+    assert grown[8:22, 8:32].all() and not grown[:7].any() and not grown[:, 33:].any()
+
+
 def test_arc2017_mask_rules() -> None:
     """Items stand in front of the empty tote; receded depth and slivers are not scored."""
     from seg_perception.evaluation.arc2017 import in_bin_volume, item_mask
