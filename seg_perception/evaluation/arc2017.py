@@ -21,7 +21,7 @@ frame:
 The transparent wine glass of the bin views is nearly invisible in depth, so the depth
 difference cannot say where it is: its outline, drawn by hand on each colour image
 (`GLASS_OUTLINES_PX`), is not scored, except where the depth difference finds an item (the
-scissors lying on it). Until session 14 it was scored as "not an item" where depth saw through
+scissors lying on it). Before session 14 it was scored as "not an item" where depth saw through
 it, which counted a grasp on the glass as a grasp on the bin. These frames are for evaluation
 only: nothing is trained or tuned on them. Usage:
 
