@@ -19,6 +19,7 @@ from seg_perception.nodes.synthetic_camera_node import depth_message
 from seg_perception.synthetic import SyntheticCell, SyntheticConfig
 
 from nodes.grasp_feeder import GraspFeeder, problem_total, RELIABLE  # noqa: I100 (test helper)
+from nodes.parameter_client import stamped
 
 pytestmark = pytest.mark.ros
 
@@ -88,15 +89,6 @@ def test_service_answers_from_the_latest_frame(running_node, ros_probe, frames) 
     assert not bad.success and 'tote' in bad.message
 
 
-def _stamped(collector, sec: int, timeout_s: float = 30.0):
-    """Return the first collected message stamped `sec` (an earlier test's late result may
-    arrive first)."""
-    def found():
-        return next((m for m in collector.messages if m.header.stamp.sec == sec), None)
-    assert wait_until(lambda: found() is not None, timeout_s), f'no message stamped {sec}'
-    return found()
-
-
 def test_bad_inputs_are_counted_and_survived(running_node, ros_probe, frames) -> None:
     candidates = ros_probe.subscribe(GraspCandidateArray, 'grasp/candidates', RELIABLE)
     diagnostics = ros_probe.subscribe(DiagnosticArray, '/diagnostics', 10)
@@ -105,15 +97,15 @@ def test_bad_inputs_are_counted_and_survived(running_node, ros_probe, frames) ->
     # Labels at half resolution are scaled to the depth image, not refused.
     half = frame.labels[::2, ::2].copy()
     feeder.send(frame, 300, labels=half)
-    assert _stamped(candidates, 300).candidates
+    assert stamped(candidates, 300).candidates
     # All-invalid depth and empty masks give empty results, not errors.
     empty_depth = dataclasses.replace(frame, depth_m=np.full_like(frame.depth_m, np.nan))
     # One at a time: the node keeps only the newest matched set (a one-slot mailbox), so a set
     # sent while the worker is busy may replace the one before it.
     feeder.send(empty_depth, 301)
-    assert not _stamped(candidates, 301).candidates
+    assert not stamped(candidates, 301).candidates
     feeder.send(frame, 302, labels=np.zeros_like(frame.labels))
-    assert not _stamped(candidates, 302).candidates
+    assert not stamped(candidates, 302).candidates
     # CameraInfo with zero P and K is refused with a warning and counted.
     zero_info = CameraInfo(width=640, height=480)
     feeder.send(frame, 303, info=zero_info)
@@ -180,7 +172,7 @@ def test_classes_come_from_label_info(ros_probe, frames) -> None:
         labels = np.where(frame.instances > 0, 5, 0).astype(np.uint8)
         # No LabelInfo yet: 'bottle' is not a built-in class, and the node says so.
         feeder.send(frame, 900, labels=labels)
-        assert not _stamped(candidates, 900).candidates
+        assert not stamped(candidates, 900).candidates
         assert wait_until(lambda: problem_total(diagnostics, 'problem:graspable_class_unknown')
                           >= 1, 20.0)
         info = LabelInfo(class_ids=list(range(21)), class_names=voc, unlabeled_id=255,
@@ -192,7 +184,7 @@ def test_classes_come_from_label_info(ros_probe, frames) -> None:
         publisher.publish(info)
         assert wait_until(lambda: 'classes from LabelInfo' in proc.output, 20.0)
         feeder.send(frame, 901, labels=labels)
-        got = _stamped(candidates, 901).candidates
+        got = stamped(candidates, 901).candidates
         assert got and {c.class_name for c in got} == {'bottle'}
         assert {c.class_id for c in got} == {5} and {c.grasp_type for c in got} == {'suction'}
         assert proc.is_running()
@@ -245,7 +237,7 @@ def test_geometry_that_does_not_fit_is_refused(running_node, ros_probe, frames) 
         info.p = [0.0] * 12                      # P unset: K is used
         refused('problem:invalid_camera_info', lambda: feeder.send(frame, sec, info=info))
     feeder.send(frame, 704)
-    assert _stamped(candidates, 704).candidates
+    assert stamped(candidates, 704).candidates
     assert not any(m.header.stamp.sec in (700, 701, 702, 703) for m in candidates.messages)
     assert problem_total(diagnostics, 'problem:processing_error') == 0
 

@@ -14,6 +14,8 @@ from sensor_msgs.msg import CameraInfo, Image
 from ros_harness import NodeProcess, wait_until
 from seg_perception.conversions import image_to_numpy, numpy_to_image
 
+from nodes.parameter_client import stamped  # noqa: I100 (test helper)
+
 pytestmark = pytest.mark.ros
 
 NODE = 'seg_perception.nodes.segmentation_node'
@@ -79,9 +81,7 @@ def test_problems_are_counted_per_camera_and_camera_info_follows_the_labels(ros_
             left.publish(frame)
             labels.wait_for(i + 1, timeout_s=60.0)
         # The info goes out right after its labels, on another topic: wait for the last one.
-        assert wait_until(lambda: any((m.header.stamp.sec, m.header.stamp.nanosec) == (302, 777)
-                                      for m in list(infos.messages)), 10.0), [
-            m.header.stamp for m in infos.messages]
+        stamped(infos, 302, timeout_s=10.0)
         got = list(infos.messages)
         stamps = {(m.header.stamp.sec, m.header.stamp.nanosec) for m in labels.messages}
         for m in got:
